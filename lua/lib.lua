@@ -1,0 +1,53 @@
+-- lib.lua: helpers prepended to every script (the service sends lib.lua .. script as one source).
+-- A player entry lives in the players hash, field = player id, value =
+--   state|mode|owner|lease_deadline_ms|loading_id|match_session_id|server_address
+-- state is one of: queued, loading, matched.
+
+local function split_fields(raw)
+  local fields = {}
+  for part in string.gmatch(raw .. '|', '([^|]*)|') do
+    fields[#fields + 1] = part
+  end
+  return fields
+end
+
+local function decode_player(raw)
+  if not raw then
+    return nil
+  end
+  local f = split_fields(raw)
+  return {
+    state = f[1] or '', mode = f[2] or '', owner = f[3] or '',
+    lease = tonumber(f[4]) or 0, lease_raw = f[4] or '0',
+    loading = f[5] or '', session = f[6] or '', address = f[7] or '',
+  }
+end
+
+local function encode_player(p)
+  return table.concat({ p.state, p.mode, p.owner, p.lease_raw, p.loading or '', p.session or '', p.address or '' }, '|')
+end
+
+local function get_player(players_key, player_id)
+  return decode_player(redis.call('HGET', players_key, player_id))
+end
+
+local function put_player(players_key, player_id, p)
+  redis.call('HSET', players_key, player_id, encode_player(p))
+end
+
+local function is_live(p, now_ms)
+  return p.lease >= now_ms
+end
+
+-- The loading session's players are stored as one comma-separated field.
+local function loading_players(loading_key)
+  local list = redis.call('HGET', loading_key, 'players')
+  local out = {}
+  if not list then
+    return out
+  end
+  for pid in string.gmatch(list, '([^,]+)') do
+    out[#out + 1] = pid
+  end
+  return out
+end

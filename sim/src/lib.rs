@@ -1,0 +1,1 @@
+//! match-sim (placeholder).

@@ -1,0 +1,2 @@
+//! The `match-server` binary (placeholder until the server lands).
+fn main() {}
