@@ -1,0 +1,1 @@
+//! In-memory Redis for the simulation (being built).

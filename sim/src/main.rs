@@ -1,0 +1,2 @@
+//! The `match-sim` binary (placeholder until the CLI lands).
+fn main() {}
