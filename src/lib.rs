@@ -5,19 +5,32 @@
 //!
 //! - [`config`]: settings (TOML file and environment overrides) and game modes.
 //! - [`protocol`]: the JSON frames clients and server exchange.
-//! - [`server`]: accept loop, connection cap, HTTP routing (`/ws`, `/metrics`), shutdown.
+//! - [`server`]: accept loop, connection cap, background tasks, graceful shutdown.
+//! - [`http`]: routing on the service port (`/ws`, `/metrics`, `/healthz`).
 //! - [`session`]: one task per WebSocket, driven by a pure state machine.
 //! - [`notify`]: pub/sub notices, routed to the local session that owns the player.
-//! - [`matchmaker`]: enqueue, match, loading, allocation, sweeps - every Redis effect.
-//! - [`allocator`]: dedicated game server allocation.
+//! - [`matchmaker`]: every Redis effect: enqueue, match, loading, allocation, sweeps.
+//! - [`allocator`]: dedicated game server allocation (registry + HTTP).
 //! - [`store`], [`scripts`], [`keys`]: the Redis seam, the Lua scripts and key names.
 //! - [`clock`]: the time and identity seams.
 //! - [`metrics`]: Prometheus counters and gauges.
-//! - [`limits`]: every bound the service enforces, as named constants.
+//! - [`limits`]: every fixed bound the service enforces.
 //!
 //! The seams ([`store::Store`], [`clock::Clock`], [`clock::Ids`], [`allocator::Allocator`]
-//! and the listener) are the only doors to the world; nothing here knows it may be simulated.
+//! and [`server::Listener`]) are the only doors to the world; nothing here knows whether it
+//! runs in production or in the simulation.
 
+pub mod allocator;
 pub mod clock;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod limits;
+pub mod matchmaker;
+pub mod metrics;
+pub mod notify;
+pub mod protocol;
 pub mod scripts;
+pub mod server;
+pub mod session;
 pub mod store;

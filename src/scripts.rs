@@ -57,7 +57,10 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: Script::new("enqueue", include_str!("../lua/enqueue.lua")),
     leave_queue: Script::new("leave_queue", include_str!("../lua/leave_queue.lua")),
     try_match: Script::new("try_match", include_str!("../lua/try_match.lua")),
-    loading_complete: Script::new("loading_complete", include_str!("../lua/loading_complete.lua")),
+    loading_complete: Script::new(
+        "loading_complete",
+        include_str!("../lua/loading_complete.lua"),
+    ),
     finish_match: Script::new("finish_match", include_str!("../lua/finish_match.lua")),
     cancel_loading: Script::new("cancel_loading", include_str!("../lua/cancel_loading.lua")),
     renew_leases: Script::new("renew_leases", include_str!("../lua/renew_leases.lua")),

@@ -116,8 +116,12 @@ pub trait Subscription: Send {
 pub trait Store: Send + Sync {
     /// Runs a script (EVALSHA, loading it on NOSCRIPT) and returns its raw reply.
     /// A top-level error reply is `Err(StoreError::Server)`.
-    async fn eval(&self, script: &Script, keys: &[String], args: &[String])
-    -> Result<Reply, StoreError>;
+    async fn eval(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Reply, StoreError>;
 
     /// `SET key value NX PX ttl_ms`: true when the key was set, false when it already existed.
     async fn set_nx_px(&self, key: &str, value: &str, ttl_ms: u64) -> Result<bool, StoreError>;
@@ -136,8 +140,12 @@ pub trait Store: Send + Sync {
 
     /// `SCAN cursor MATCH pattern COUNT count`: the next cursor (0 when done) and a page of
     /// keys. A key may appear twice over one iteration and a page may be empty.
-    async fn scan(&self, cursor: u64, pattern: &str, count: u32)
-    -> Result<(u64, Vec<String>), StoreError>;
+    async fn scan(
+        &self,
+        cursor: u64,
+        pattern: &str,
+        count: u32,
+    ) -> Result<(u64, Vec<String>), StoreError>;
 
     /// `PUBLISH channel payload`: how many subscribers received it.
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError>;

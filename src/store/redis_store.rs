@@ -46,7 +46,12 @@ impl RedisStore {
             .iter()
             .map(|script| (script.sha1.clone(), redis::Script::new(&script.source)))
             .collect();
-        Ok(Self { client, connection, scripts, command_timeout_ms })
+        Ok(Self {
+            client,
+            connection,
+            scripts,
+            command_timeout_ms,
+        })
     }
 
     /// Maps a `redis` crate error to the seam's error.
@@ -78,7 +83,10 @@ fn to_reply(value: Value) -> Reply {
         Value::SimpleString(text) => Reply::Status(text),
         Value::Okay => Reply::Status("OK".to_owned()),
         Value::Map(pairs) => Reply::Array(
-            pairs.into_iter().flat_map(|(key, value)| [to_reply(key), to_reply(value)]).collect(),
+            pairs
+                .into_iter()
+                .flat_map(|(key, value)| [to_reply(key), to_reply(value)])
+                .collect(),
         ),
         Value::Attribute { data, .. } => to_reply(*data),
         Value::Double(number) => Reply::Bulk(number.to_string().into_bytes()),
@@ -116,8 +124,10 @@ impl Store for RedisStore {
             invocation.arg(arg);
         }
         let mut connection = self.connection.clone();
-        let value: Value =
-            invocation.invoke_async(&mut connection).await.map_err(|e| self.error(&e))?;
+        let value: Value = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.error(&e))?;
         Ok(to_reply(value))
     }
 
@@ -146,7 +156,10 @@ impl Store for RedisStore {
 
     async fn hget(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut connection = self.connection.clone();
-        connection.hget(key, field).await.map_err(|e| self.error(&e))
+        connection
+            .hget(key, field)
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     async fn smembers(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -179,13 +192,25 @@ impl Store for RedisStore {
 
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
-        connection.publish(channel, payload).await.map_err(|e| self.error(&e))
+        connection
+            .publish(channel, payload)
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     async fn psubscribe(&self, pattern: &str) -> Result<Box<dyn Subscription>, StoreError> {
-        let mut pubsub = self.client.get_async_pubsub().await.map_err(|e| self.error(&e))?;
-        pubsub.psubscribe(pattern).await.map_err(|e| self.error(&e))?;
-        Ok(Box::new(RedisSubscription { stream: pubsub.into_on_message() }))
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| self.error(&e))?;
+        pubsub
+            .psubscribe(pattern)
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(Box::new(RedisSubscription {
+            stream: pubsub.into_on_message(),
+        }))
     }
 }
 

@@ -1,0 +1,290 @@
+//! Dedicated game server allocation: the registry in Redis and the HTTP contract.
+//!
+//! Game servers register as `dedicated_server:<name>` = `{"address": "host:port",
+//! "status": "idle"}` and answer `POST http://<address>/session/create` with body
+//! `{"players": [uuid, ...]}` by `{"server_address": "...", "session_id": uuid}`.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::Ids;
+use crate::keys::Keys;
+use crate::limits;
+use crate::protocol::ErrorCode;
+use crate::store::{Store, StoreError};
+
+/// A game server ready for the match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// The game server's session id, sent to players as `session_id`.
+    pub session_id: Uuid,
+    /// Where players connect, sent as `server_address`.
+    pub server_address: String,
+}
+
+/// Why no game server could be allocated; each maps to an error code players receive.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllocationError {
+    /// No registered server is idle and unclaimed.
+    #[error("no idle game server")]
+    NoIdleServer,
+    /// The game server answered with a non-success HTTP status.
+    #[error("game server answered HTTP {0}")]
+    HttpStatus(u16),
+    /// The game server did not answer within the allocation timeout.
+    #[error("game server did not answer in time")]
+    Timeout,
+    /// The game server's answer is not the documented JSON.
+    #[error("game server answered a malformed body: {0}")]
+    MalformedBody(String),
+    /// The game server could not be reached.
+    #[error("game server unreachable: {0}")]
+    Unreachable(String),
+    /// The registry could not be read.
+    #[error("registry unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl AllocationError {
+    /// The error code players receive for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NoIdleServer => ErrorCode::NoServerAvailable,
+            Self::Timeout => ErrorCode::AllocationTimeout,
+            Self::HttpStatus(_) | Self::MalformedBody(_) | Self::Unreachable(_) => {
+                ErrorCode::AllocationFailed
+            }
+            Self::Store(_) => ErrorCode::ServiceUnavailable,
+        }
+    }
+}
+
+/// The allocation seam: production asks real game servers, the simulation a fake.
+#[async_trait]
+pub trait Allocator: Send + Sync {
+    /// Finds a game server for `players` and starts their session on it.
+    async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError>;
+}
+
+/// A registry entry as game servers write it.
+#[derive(Deserialize)]
+struct RegistryEntry {
+    address: String,
+    status: String,
+}
+
+/// The request body of `POST /session/create`.
+#[derive(Serialize)]
+struct CreateSession<'a> {
+    players: &'a [Uuid],
+}
+
+/// The answer to `POST /session/create`.
+#[derive(Deserialize)]
+struct CreatedSession {
+    server_address: String,
+    session_id: Uuid,
+}
+
+/// The production allocator: registry in Redis, game servers over HTTP.
+pub struct RegistryAllocator {
+    /// Where the registry lives.
+    store: std::sync::Arc<dyn Store>,
+    /// Claim tokens.
+    ids: std::sync::Arc<dyn Ids>,
+    /// Claim key names.
+    keys: Keys,
+    /// `dedicated_server:` by default.
+    registry_prefix: String,
+    /// How long a claimed server stays reserved.
+    claim_ttl_ms: u64,
+    /// The HTTP client for `/session/create`.
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl RegistryAllocator {
+    /// An allocator reading the registry from `store`.
+    pub fn new(
+        store: std::sync::Arc<dyn Store>,
+        ids: std::sync::Arc<dyn Ids>,
+        keys: Keys,
+        settings: &crate::config::AllocatorSettings,
+    ) -> Self {
+        Self {
+            store,
+            ids,
+            keys,
+            registry_prefix: settings.registry_prefix.clone(),
+            claim_ttl_ms: settings.claim_ttl_ms,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Every registered server key, sorted and without the duplicates SCAN may return.
+    async fn registry_keys(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}*", self.registry_prefix);
+        let mut keys = std::collections::BTreeSet::new();
+        let mut cursor = 0;
+        loop {
+            let (next, page) = self.store.scan(cursor, &pattern, 100).await?;
+            keys.extend(page);
+            if next == 0 || keys.len() >= limits::MAX_REGISTRY_SCAN_KEYS {
+                return Ok(keys.into_iter().collect());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Claims the first idle server no other allocation holds; returns its address.
+    async fn claim_idle_server(&self) -> Result<String, AllocationError> {
+        let token = self.ids.new_id().to_string();
+        for key in self.registry_keys().await? {
+            let Some(raw) = self.store.get(&key).await? else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_slice::<RegistryEntry>(&raw) else {
+                tracing::warn!(%key, "registry entry is not valid JSON; skipped");
+                continue;
+            };
+            if entry.status != "idle" || !is_host_port(&entry.address) {
+                continue;
+            }
+            let name = key.strip_prefix(&self.registry_prefix).unwrap_or(&key);
+            let claim = self.keys.claim(name);
+            if self
+                .store
+                .set_nx_px(&claim, &token, self.claim_ttl_ms)
+                .await?
+            {
+                return Ok(entry.address);
+            }
+        }
+        Err(AllocationError::NoIdleServer)
+    }
+
+    /// `POST /session/create` on `address`.
+    async fn create_session(
+        &self,
+        address: &str,
+        players: &[Uuid],
+    ) -> Result<Allocation, AllocationError> {
+        let body = serde_json::to_vec(&CreateSession { players })
+            .map_err(|e| AllocationError::MalformedBody(e.to_string()))?;
+        let request = hyper::Request::post(format!("http://{address}/session/create"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| AllocationError::Unreachable(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| AllocationError::Unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(AllocationError::HttpStatus(response.status().as_u16()));
+        }
+        let body = Limited::new(response.into_body(), limits::MAX_ALLOCATION_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| AllocationError::MalformedBody(e.to_string()))?
+            .to_bytes();
+        parse_created_session(&body)
+    }
+}
+
+/// Parses and checks the game server's answer.
+pub fn parse_created_session(body: &[u8]) -> Result<Allocation, AllocationError> {
+    let created: CreatedSession =
+        serde_json::from_slice(body).map_err(|e| AllocationError::MalformedBody(e.to_string()))?;
+    if !is_host_port(&created.server_address) {
+        return Err(AllocationError::MalformedBody(format!(
+            "server_address {:?} is not host:port",
+            created.server_address
+        )));
+    }
+    Ok(Allocation {
+        session_id: created.session_id,
+        server_address: created.server_address,
+    })
+}
+
+/// A plausible `host:port`: bounded, printable, no separators the entry encoding uses.
+pub fn is_host_port(address: &str) -> bool {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && address.len() <= limits::MAX_SERVER_ADDRESS_BYTES
+        && port.parse::<u16>().is_ok()
+        && address
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '|' | ',' | '/'))
+}
+
+#[async_trait]
+impl Allocator for RegistryAllocator {
+    async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError> {
+        let address = self.claim_idle_server().await?;
+        self.create_session(&address, players).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: only the documented answer is accepted; anything else is a malformed body.
+    #[test]
+    fn created_session_is_validated() {
+        let id = "6f1c2f5e-8a43-4c39-9c3e-2b7f8f0d3a11";
+        let good = format!(r#"{{"server_address":"10.0.0.7:7777","session_id":"{id}"}}"#);
+        assert_eq!(
+            parse_created_session(good.as_bytes())
+                .unwrap()
+                .server_address,
+            "10.0.0.7:7777"
+        );
+        let bad = [
+            "".to_owned(),
+            "{}".to_owned(),
+            format!(r#"{{"server_address":"no-port","session_id":"{id}"}}"#),
+            format!(r#"{{"server_address":"a|b:1","session_id":"{id}"}}"#),
+            r#"{"server_address":"h:1","session_id":"nope"}"#.to_owned(),
+        ];
+        for body in bad {
+            assert!(
+                matches!(
+                    parse_created_session(body.as_bytes()),
+                    Err(AllocationError::MalformedBody(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    /// Goal: each failure maps to the error code the issue names.
+    #[test]
+    fn failures_map_to_codes() {
+        assert_eq!(
+            AllocationError::NoIdleServer.code(),
+            ErrorCode::NoServerAvailable
+        );
+        assert_eq!(
+            AllocationError::HttpStatus(500).code(),
+            ErrorCode::AllocationFailed
+        );
+        assert_eq!(
+            AllocationError::Timeout.code(),
+            ErrorCode::AllocationTimeout
+        );
+        assert_eq!(
+            AllocationError::MalformedBody(String::new()).code(),
+            ErrorCode::AllocationFailed
+        );
+    }
+}

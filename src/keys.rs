@@ -1,0 +1,60 @@
+//! Redis key names. Every matchmaking key starts with the configured prefix, whose
+//! `{hash tag}` keeps all keys of every script in one Redis Cluster slot.
+
+use uuid::Uuid;
+
+/// Builds key names from the configured prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// The configured prefix, e.g. `{mm}`.
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Set of player ids waiting in `mode`.
+    pub fn queue(&self, mode: &str) -> String {
+        format!("{}:queue:{mode}", self.prefix)
+    }
+
+    /// Hash: player id -> encoded entry (see `lua/lib.lua`).
+    pub fn players(&self) -> String {
+        format!("{}:players", self.prefix)
+    }
+
+    /// Hash describing one loading session.
+    pub fn loading(&self, loading_id: Uuid) -> String {
+        format!("{}:loading:{loading_id}", self.prefix)
+    }
+
+    /// Set of the loading session ids of `mode`, for the stale sweep.
+    pub fn loading_index(&self, mode: &str) -> String {
+        format!("{}:loading_index:{mode}", self.prefix)
+    }
+
+    /// The per-mode match lock.
+    pub fn lock(&self, mode: &str) -> String {
+        format!("{}:lock:{mode}", self.prefix)
+    }
+
+    /// Reservation of the game server registered as `server` (see the allocator).
+    pub fn claim(&self, server: &str) -> String {
+        format!("{}:claim:{server}", self.prefix)
+    }
+
+    /// The pub/sub channel that carries notices of `mode`.
+    pub fn notice_channel(&self, mode: &str) -> String {
+        format!("{}:notify:{mode}", self.prefix)
+    }
+
+    /// The pattern every instance subscribes to.
+    pub fn notice_pattern(&self) -> String {
+        format!("{}:notify:*", self.prefix)
+    }
+}

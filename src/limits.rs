@@ -1,0 +1,40 @@
+//! Every fixed bound the service enforces, named in one place. Configurable bounds live in
+//! [`config::Limits`](crate::config::Limits); these are the ones that need no tuning.
+
+/// Longest game mode name; mode names become part of Redis keys.
+pub const MAX_MODE_NAME_BYTES: usize = 64;
+/// Most players one match may hold.
+pub const MAX_PLAYERS_PER_MATCH: u32 = 100;
+/// Smallest `max_frame_bytes` a config may set: a valid `enqueue` frame must fit.
+pub const MIN_FRAME_BYTES: usize = 256;
+/// Notices buffered per session before the router drops further ones (the session then
+/// recovers through a resync with Redis).
+pub const SESSION_NOTICE_CAPACITY: usize = 64;
+/// Most matches one instance forms per mode in one round before yielding the lock.
+pub const MAX_MATCHES_PER_ROUND: usize = 64;
+/// Queue members `try_match` may pop per needed player: bounds the work spent on ghosts.
+pub const MAX_POPS_PER_PLAYER: u32 = 4;
+/// Entries one `sweep_players` call inspects.
+pub const SWEEP_PAGE_ENTRIES: u32 = 256;
+/// `sweep_players` calls per sweep round, so one round stays short on a huge hash.
+pub const SWEEP_PAGES_PER_ROUND: usize = 16;
+/// Loading sessions one sweep round inspects per mode.
+pub const MAX_LOADING_SWEEP_PER_ROUND: usize = 1_024;
+/// Attempts for an idempotent Redis effect whose outcome was unknown (error or timeout).
+pub const MAX_EFFECT_ATTEMPTS: u32 = 3;
+/// Pause between those attempts.
+pub const EFFECT_RETRY_DELAY_MS: u64 = 50;
+/// Players one `renew_leases` call carries.
+pub const LEASE_RENEW_BATCH: usize = 512;
+/// Game servers the allocator inspects per allocation.
+pub const MAX_REGISTRY_SCAN_KEYS: usize = 4_096;
+/// Largest response body accepted from a game server.
+pub const MAX_ALLOCATION_BODY_BYTES: usize = 16 * 1_024;
+/// Largest HTTP request head accepted on the listener.
+pub const MAX_HTTP_HEADER_BYTES: usize = 16 * 1_024;
+/// Time a client has to send its HTTP request head.
+pub const HTTP_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Time a frame write to a client may take before the connection counts as dead.
+pub const SEND_TIMEOUT_MS: u64 = 5_000;
+/// Longest server address accepted from a game server.
+pub const MAX_SERVER_ADDRESS_BYTES: usize = 256;

@@ -1,0 +1,276 @@
+//! Notices between instances: published on Redis pub/sub, routed to the local session that
+//! owns each target player.
+//!
+//! Notices are hints. Pub/sub drops messages while a subscriber is disconnected, so after a
+//! reconnect every local session is told to resync with its entry in Redis, the truth.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::keys::Keys;
+use crate::matchmaker::replies::Member;
+use crate::metrics::{Family, Metrics};
+use crate::protocol::ErrorCode;
+use crate::store::Store;
+
+/// What happened to a group of players, as published on pub/sub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The players concerned and the sessions that own them.
+    pub targets: Vec<Member>,
+    /// What happened.
+    pub event: NoticeEvent,
+}
+
+/// The event a notice carries; each target's session receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoticeEvent {
+    /// A loading session was created for the targets.
+    StartLoading {
+        /// The loading session.
+        loading: Uuid,
+    },
+    /// The loading session got a game server.
+    MatchFound {
+        /// The finished loading session.
+        loading: Uuid,
+        /// The game server's session.
+        session_id: Uuid,
+        /// The game server's address.
+        server_address: String,
+    },
+    /// The loading session ended without a match; the targets are back in the queue.
+    Requeued {
+        /// The ended loading session.
+        loading: Uuid,
+        /// Why, as the client will see it.
+        code: ErrorCode,
+    },
+    /// Something may have been missed: compare with Redis now.
+    Resync,
+}
+
+/// Publishes notices on the channel of a mode.
+#[derive(Clone)]
+pub struct Publisher {
+    /// Where to publish.
+    store: Arc<dyn Store>,
+    /// Channel names.
+    keys: Keys,
+    /// Counts failed publishes.
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// A publisher on `store`.
+    pub fn new(store: Arc<dyn Store>, keys: Keys, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            keys,
+            metrics,
+        }
+    }
+
+    /// Publishes `event` to `targets`. A failure is logged: sessions recover by resync.
+    pub async fn publish(&self, mode: &str, targets: Vec<Member>, event: NoticeEvent) {
+        if targets.is_empty() {
+            return;
+        }
+        let notice = Notice { targets, event };
+        let Ok(payload) = serde_json::to_vec(&notice) else {
+            return;
+        };
+        if let Err(error) = self
+            .store
+            .publish(&self.keys.notice_channel(mode), &payload)
+            .await
+        {
+            self.metrics.incr(Family::StoreErrors, "publish");
+            tracing::warn!(%error, ?notice, "publish failed; sessions will resync");
+        }
+    }
+}
+
+/// A notice as one session receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionNotice {
+    /// The player the notice is about (a session acts for one player at a time).
+    pub player: Uuid,
+    /// What happened.
+    pub event: NoticeEvent,
+}
+
+/// A local session as the router knows it.
+struct Route {
+    /// Delivers notices to the session task.
+    sender: mpsc::Sender<SessionNotice>,
+    /// The player whose entry the session may hold, for lease renewal.
+    claim: Option<Uuid>,
+}
+
+/// Local sessions by owner token.
+#[derive(Default)]
+pub struct Router {
+    /// Sessions by token; a BTreeMap so iteration (renewal batches) is deterministic.
+    routes: Mutex<BTreeMap<Uuid, Route>>,
+}
+
+impl Router {
+    /// Registers a session; notices for `owner` go to `sender`.
+    pub fn register(&self, owner: Uuid, sender: mpsc::Sender<SessionNotice>) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert(
+                owner,
+                Route {
+                    sender,
+                    claim: None,
+                },
+            );
+        }
+    }
+
+    /// Forgets a session.
+    pub fn unregister(&self, owner: Uuid) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&owner);
+        }
+    }
+
+    /// Records which player's entry the session may hold (for lease renewal).
+    pub fn set_claim(&self, owner: Uuid, claim: Option<Uuid>) {
+        if let Ok(mut routes) = self.routes.lock()
+            && let Some(route) = routes.get_mut(&owner)
+        {
+            route.claim = claim;
+        }
+    }
+
+    /// Every (player, owner) whose entry a live local session may hold.
+    pub fn claims(&self) -> Vec<Member> {
+        let Ok(routes) = self.routes.lock() else {
+            return Vec::new();
+        };
+        routes
+            .iter()
+            .filter_map(|(owner, route)| {
+                route.claim.map(|player| Member {
+                    player,
+                    owner: *owner,
+                })
+            })
+            .collect()
+    }
+
+    /// How many sessions are registered.
+    pub fn len(&self) -> usize {
+        self.routes.lock().map(|routes| routes.len()).unwrap_or(0)
+    }
+
+    /// Whether no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands a notice to each local target. A full or closed session queue drops it: the
+    /// session recovers at its next resync.
+    pub fn deliver(&self, notice: &Notice) {
+        let Ok(routes) = self.routes.lock() else {
+            return;
+        };
+        for target in &notice.targets {
+            // A nil owner comes from recovery paths that only know the player.
+            let route = if target.owner.is_nil() {
+                routes
+                    .values()
+                    .find(|route| route.claim == Some(target.player))
+            } else {
+                routes.get(&target.owner)
+            };
+            if let Some(route) = route {
+                let item = SessionNotice {
+                    player: target.player,
+                    event: notice.event.clone(),
+                };
+                if route.sender.try_send(item).is_err() {
+                    tracing::warn!(player = %target.player, "session notice queue full; dropped");
+                }
+            }
+        }
+    }
+
+    /// Tells every local session to resync (after pub/sub was down).
+    pub fn resync_all(&self) {
+        let Ok(routes) = self.routes.lock() else {
+            return;
+        };
+        for (owner, route) in routes.iter() {
+            if let Some(player) = route.claim {
+                let _ = route.sender.try_send(SessionNotice {
+                    player,
+                    event: NoticeEvent::Resync,
+                });
+            } else {
+                tracing::trace!(%owner, "idle session needs no resync");
+            }
+        }
+    }
+}
+
+/// Receives notices from pub/sub and routes them, reconnecting with backoff until shutdown.
+pub async fn run_subscriber(
+    store: Arc<dyn Store>,
+    keys: Keys,
+    router: Arc<Router>,
+    retry_ms: u64,
+    shutdown: CancellationToken,
+) {
+    const MAX_BACKOFF_DOUBLINGS: u32 = 10;
+    let mut failures: u32 = 0;
+    let pattern = keys.notice_pattern();
+    loop {
+        let subscription = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            subscription = store.psubscribe(&pattern) => subscription,
+        };
+        match subscription {
+            Ok(mut subscription) => {
+                failures = 0;
+                // Anything published while we were away is lost: everyone compares with Redis.
+                router.resync_all();
+                loop {
+                    let message = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return,
+                        message = subscription.next_message() => message,
+                    };
+                    let Some(message) = message else { break };
+                    match serde_json::from_slice::<Notice>(&message.payload) {
+                        Ok(notice) => router.deliver(&notice),
+                        Err(error) => {
+                            tracing::warn!(%error, channel = %message.channel, "ignored malformed notice")
+                        }
+                    }
+                }
+                tracing::warn!("pub/sub subscription lost; reconnecting");
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(%error, failures, "pub/sub subscribe failed; retrying");
+            }
+        }
+        let delay_ms = retry_ms.saturating_mul(1 << failures.min(MAX_BACKOFF_DOUBLINGS));
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! The session state machine, as a pure function: (state, event) -> (state, replies, effect).
+//!
+//! `Idle -> Enqueuing -> InQueue -> InLoading -> Idle (after match_found)`, any state ->
+//! `Disconnecting`. `enqueue` is accepted only in `Idle`, and the state is `Enqueuing` before
+//! the effect that touches Redis is even returned, so a burst of frames cannot slip through.
+//! Every (state, event) pair has a written outcome; an illegal request gets an error reply.
+
+use std::collections::VecDeque;
+
+use uuid::Uuid;
+
+use crate::matchmaker::EffectError;
+use crate::matchmaker::entry::{Place, PlayerEntry};
+use crate::matchmaker::replies::{CompleteReply, EnqueueReply};
+use crate::notify::NoticeEvent;
+use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
+
+/// The player a session acts for and the mode it queues in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The player.
+    pub player: Uuid,
+    /// The game mode.
+    pub mode: String,
+}
+
+/// Where the session is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not queued. `last` remembers the last claim so a disconnect can clean up after an
+    /// effect whose outcome was unknown.
+    Idle {
+        /// The last claim, if any.
+        last: Option<Claim>,
+    },
+    /// The enqueue effect runs. `announce` is false when the session re-enqueues on its own
+    /// after Redis lost its entry (the client already got `enqueued`).
+    Enqueuing {
+        /// What is being enqueued.
+        claim: Claim,
+        /// Whether to send `enqueued` on success.
+        announce: bool,
+    },
+    /// Waiting in the queue.
+    InQueue {
+        /// The queued player and mode.
+        claim: Claim,
+    },
+    /// The leave effect runs (dequeue, possibly out of a loading session).
+    Dequeuing {
+        /// The player leaving.
+        claim: Claim,
+        /// The loading session being left, if any.
+        loading: Option<Uuid>,
+    },
+    /// In a loading session; `loaded` once `loading_complete` was accepted.
+    InLoading {
+        /// The player and mode.
+        claim: Claim,
+        /// The loading session.
+        loading: Uuid,
+        /// Whether this player already reported `loading_complete`.
+        loaded: bool,
+    },
+    /// The loading_complete effect runs.
+    Completing {
+        /// The player and mode.
+        claim: Claim,
+        /// The loading session.
+        loading: Uuid,
+    },
+    /// The connection is ending; only the cleanup effect remains.
+    Disconnecting,
+}
+
+/// Something that happened to the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A valid client request.
+    Request(ClientRequest),
+    /// A frame that could not be parsed; the code to answer with.
+    BadFrame(ErrorCode),
+    /// The enqueue effect finished.
+    Enqueued(Result<EnqueueReply, EffectError>),
+    /// The leave effect finished.
+    Left(Result<(), EffectError>),
+    /// The loading_complete effect finished.
+    Completed(Result<CompleteReply, EffectError>),
+    /// The resync effect read the player's entry.
+    Synced(Result<Option<PlayerEntry>, EffectError>),
+    /// A notice for this session's player.
+    Notice(NoticeEvent),
+    /// Time to compare the local state with Redis.
+    ResyncDue,
+    /// The client went away (close frame, error, idle timeout, oversized frame).
+    Closed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// A Redis effect the session task must run; its outcome comes back as an [`Event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Enqueue the claim.
+    Enqueue(Claim),
+    /// Remove every trace of the claim (queue entry or loading session place).
+    Leave {
+        /// Whose traces.
+        claim: Claim,
+        /// The loading session the session believes it is in.
+        loading: Option<Uuid>,
+    },
+    /// Report loading complete.
+    Complete {
+        /// Who.
+        claim: Claim,
+        /// For which loading session.
+        loading: Uuid,
+    },
+    /// Read the player's entry.
+    Resync {
+        /// Whose entry.
+        player: Uuid,
+    },
+}
+
+/// The outcome of one transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The new state.
+    pub state: State,
+    /// Frames to send, in order.
+    pub replies: Vec<ServerMessage>,
+    /// The effect to run next, if any.
+    pub effect: Option<Effect>,
+}
+
+/// What the machine needs to know about its surroundings.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// This session's token; entries owned by another token are not ours.
+    pub owner: Uuid,
+    /// Configured mode names.
+    pub modes: Vec<String>,
+    /// Loading sessions this session already went through, so a late duplicate notice
+    /// cannot restart one (bounded).
+    pub recent_loadings: VecDeque<Uuid>,
+}
+
+/// How many past loading sessions a session remembers.
+const RECENT_LOADINGS: usize = 16;
+
+impl Context {
+    /// A context for the session `owner`.
+    pub fn new(owner: Uuid, modes: Vec<String>) -> Self {
+        Self {
+            owner,
+            modes,
+            recent_loadings: VecDeque::new(),
+        }
+    }
+
+    fn remember(&mut self, loading: Uuid) {
+        if !self.recent_loadings.contains(&loading) {
+            if self.recent_loadings.len() >= RECENT_LOADINGS {
+                self.recent_loadings.pop_front();
+            }
+            self.recent_loadings.push_back(loading);
+        }
+    }
+
+    fn seen(&self, loading: Uuid) -> bool {
+        self.recent_loadings.contains(&loading)
+    }
+}
+
+impl Step {
+    fn stay(state: State) -> Self {
+        Self {
+            state,
+            replies: Vec::new(),
+            effect: None,
+        }
+    }
+
+    fn to(state: State) -> Self {
+        Self::stay(state)
+    }
+
+    fn reply(mut self, message: ServerMessage) -> Self {
+        self.replies.push(message);
+        self
+    }
+
+    fn error(self, code: ErrorCode) -> Self {
+        self.reply(ServerMessage::error(code))
+    }
+
+    fn run(mut self, effect: Effect) -> Self {
+        self.effect = Some(effect);
+        self
+    }
+}
+
+impl State {
+    /// The claim whose Redis entry may exist, for lease renewal and notice routing.
+    pub fn claim(&self) -> Option<&Claim> {
+        match self {
+            Self::Enqueuing { claim, .. }
+            | Self::InQueue { claim }
+            | Self::Dequeuing { claim, .. }
+            | Self::InLoading { claim, .. }
+            | Self::Completing { claim, .. } => Some(claim),
+            Self::Idle { .. } | Self::Disconnecting => None,
+        }
+    }
+
+    /// A short name for logs and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Idle { .. } => "idle",
+            Self::Enqueuing { .. } => "enqueuing",
+            Self::InQueue { .. } => "in_queue",
+            Self::Dequeuing { .. } => "dequeuing",
+            Self::InLoading { .. } => "in_loading",
+            Self::Completing { .. } => "completing",
+            Self::Disconnecting => "disconnecting",
+        }
+    }
+}
+
+/// The transition function.
+pub fn step(state: State, event: Event, ctx: &mut Context) -> Step {
+    match (state, event) {
+        (State::Disconnecting, _) => Step::stay(State::Disconnecting),
+        (state, Event::BadFrame(code)) => Step::stay(state).error(code),
+        (state, Event::Closed) => leave_for_good(state),
+        (state, Event::Shutdown) => leave_for_good(state).error(ErrorCode::ShuttingDown),
+        (State::Idle { last }, event) => idle(last, event, ctx),
+        (State::Enqueuing { claim, announce }, event) => enqueuing(claim, announce, event),
+        (State::InQueue { claim }, event) => in_queue(claim, event, ctx),
+        (State::Dequeuing { claim, loading }, event) => dequeuing(claim, loading, event),
+        (
+            State::InLoading {
+                claim,
+                loading,
+                loaded,
+            },
+            event,
+        ) => in_loading(claim, loading, loaded, event, ctx),
+        (State::Completing { claim, loading }, event) => completing(claim, loading, event),
+    }
+}
+
+/// Disconnect or shutdown: clean up whatever the state implies, then end.
+fn leave_for_good(state: State) -> Step {
+    let effect = match state {
+        State::Idle { last: Some(claim) }
+        | State::Enqueuing { claim, .. }
+        | State::InQueue { claim }
+        | State::Dequeuing {
+            claim,
+            loading: None,
+        } => Some(Effect::Leave {
+            claim,
+            loading: None,
+        }),
+        State::Dequeuing {
+            claim,
+            loading: Some(loading),
+        }
+        | State::InLoading { claim, loading, .. }
+        | State::Completing { claim, loading } => Some(Effect::Leave {
+            claim,
+            loading: Some(loading),
+        }),
+        State::Idle { last: None } | State::Disconnecting => None,
+    };
+    Step {
+        state: State::Disconnecting,
+        replies: Vec::new(),
+        effect,
+    }
+}
+
+/// The answer to a request the current state does not accept.
+fn refuse(state: State, request: &ClientRequest) -> Step {
+    let code = match (request, &state) {
+        (ClientRequest::Enqueue { .. }, _) => ErrorCode::AlreadyQueued,
+        (ClientRequest::Dequeue, _) => ErrorCode::NotInQueue,
+        (ClientRequest::LoadingComplete { .. }, State::Completing { .. }) => {
+            ErrorCode::AlreadyLoaded
+        }
+        (ClientRequest::LoadingComplete { .. }, _) => ErrorCode::NotLoading,
+    };
+    Step::stay(state).error(code)
+}
+
+/// Whether an entry read by resync belongs to this session, and where it says we are.
+fn owned_place(entry: Option<PlayerEntry>, ctx: &Context) -> Option<Place> {
+    entry
+        .filter(|entry| entry.owner == ctx.owner)
+        .map(|entry| entry.place)
+}
+
+fn idle(last: Option<Claim>, event: Event, ctx: &mut Context) -> Step {
+    let state = State::Idle { last: last.clone() };
+    match event {
+        Event::Request(ClientRequest::Enqueue {
+            player_id,
+            game_mode,
+        }) => {
+            if !ctx.modes.contains(&game_mode) {
+                return Step::stay(state).error(ErrorCode::UnknownGameMode);
+            }
+            let claim = Claim {
+                player: player_id,
+                mode: game_mode,
+            };
+            Step::to(State::Enqueuing {
+                claim: claim.clone(),
+                announce: true,
+            })
+            .run(Effect::Enqueue(claim))
+        }
+        Event::Request(request) => refuse(state, &request),
+        // A start_loading while idle means Redis may hold a place we do not want: check.
+        Event::Notice(NoticeEvent::StartLoading { .. }) => match last {
+            Some(claim) => Step::stay(state).run(Effect::Resync {
+                player: claim.player,
+            }),
+            None => Step::stay(state),
+        },
+        Event::Synced(Ok(entry)) => {
+            let place = owned_place(entry.clone(), ctx);
+            let mode = entry.map(|e| e.mode);
+            match (last.clone(), place, mode) {
+                (Some(claim), Some(Place::Queued), Some(mode)) => {
+                    let claim = Claim { mode, ..claim };
+                    Step::stay(state).run(Effect::Leave {
+                        claim,
+                        loading: None,
+                    })
+                }
+                (Some(claim), Some(Place::Loading { loading }), Some(mode)) => {
+                    let claim = Claim { mode, ..claim };
+                    Step::stay(state).run(Effect::Leave {
+                        claim,
+                        loading: Some(loading),
+                    })
+                }
+                _ => Step::stay(state),
+            }
+        }
+        _ => Step::stay(state),
+    }
+}
+
+fn enqueuing(claim: Claim, announce: bool, event: Event) -> Step {
+    let enqueued = |claim: Claim| {
+        let step = Step::to(State::InQueue { claim });
+        if announce {
+            step.reply(ServerMessage::Enqueued {})
+        } else {
+            step
+        }
+    };
+    match event {
+        Event::Enqueued(Ok(EnqueueReply::Enqueued { .. })) => enqueued(claim),
+        Event::Enqueued(Ok(EnqueueReply::Already { state, mode, .. })) => {
+            let player = claim.player;
+            let step = enqueued(Claim { mode, ..claim });
+            // Already loading: the start_loading notice may be lost; ask Redis.
+            if state == "loading" {
+                step.run(Effect::Resync { player })
+            } else {
+                step
+            }
+        }
+        Event::Enqueued(Ok(EnqueueReply::Taken | EnqueueReply::Busy)) => {
+            Step::to(State::Idle { last: None }).error(ErrorCode::PlayerBusy)
+        }
+        Event::Enqueued(Ok(EnqueueReply::Full)) => {
+            Step::to(State::Idle { last: None }).error(ErrorCode::QueueFull)
+        }
+        Event::Enqueued(Err(_)) => Step::to(State::Idle {
+            last: Some(claim.clone()),
+        })
+        .error(ErrorCode::ServiceUnavailable)
+        .run(Effect::Leave {
+            claim,
+            loading: None,
+        }),
+        Event::Request(request) => refuse(State::Enqueuing { claim, announce }, &request),
+        _ => Step::stay(State::Enqueuing { claim, announce }),
+    }
+}
+
+fn in_queue(claim: Claim, event: Event, ctx: &mut Context) -> Step {
+    let player = claim.player;
+    match event {
+        Event::Request(ClientRequest::Dequeue) => Step::to(State::Dequeuing {
+            claim: claim.clone(),
+            loading: None,
+        })
+        .run(Effect::Leave {
+            claim,
+            loading: None,
+        }),
+        Event::Request(request) => refuse(State::InQueue { claim }, &request),
+        Event::Notice(NoticeEvent::StartLoading { loading }) if !ctx.seen(loading) => {
+            start_loading(claim, loading, ctx)
+        }
+        Event::Notice(NoticeEvent::MatchFound { .. } | NoticeEvent::Resync) | Event::ResyncDue => {
+            Step::stay(State::InQueue { claim }).run(Effect::Resync { player })
+        }
+        Event::Synced(Ok(entry)) => match owned_place(entry, ctx) {
+            Some(Place::Queued) => Step::stay(State::InQueue { claim }),
+            Some(Place::Loading { loading }) => resume_loading(claim, loading, ctx),
+            _ => Step::to(State::Enqueuing {
+                claim: claim.clone(),
+                announce: false,
+            })
+            .run(Effect::Enqueue(claim)),
+        },
+        _ => Step::stay(State::InQueue { claim }),
+    }
+}
+
+/// Redis says the player is in `loading`: announce it, unless the client already heard of
+/// it (at most one `start_loading` per loading session), in which case follow silently.
+fn resume_loading(claim: Claim, loading: Uuid, ctx: &mut Context) -> Step {
+    if ctx.seen(loading) {
+        Step::to(State::InLoading {
+            claim,
+            loading,
+            loaded: false,
+        })
+    } else {
+        start_loading(claim, loading, ctx)
+    }
+}
+
+fn start_loading(claim: Claim, loading: Uuid, ctx: &mut Context) -> Step {
+    ctx.remember(loading);
+    Step::to(State::InLoading {
+        claim,
+        loading,
+        loaded: false,
+    })
+    .reply(ServerMessage::StartLoading {
+        loading_session_id: loading,
+    })
+}
+
+fn dequeuing(claim: Claim, loading: Option<Uuid>, event: Event) -> Step {
+    match event {
+        // Even when Redis failed, the entry is no longer renewed and expires with its lease.
+        Event::Left(_) => {
+            Step::to(State::Idle { last: Some(claim) }).reply(ServerMessage::Dequeued {})
+        }
+        Event::Request(request) => refuse(State::Dequeuing { claim, loading }, &request),
+        _ => Step::stay(State::Dequeuing { claim, loading }),
+    }
+}
+
+fn in_loading(claim: Claim, loading: Uuid, loaded: bool, event: Event, ctx: &mut Context) -> Step {
+    let player = claim.player;
+    let state = State::InLoading {
+        claim: claim.clone(),
+        loading,
+        loaded,
+    };
+    match event {
+        Event::Request(ClientRequest::Dequeue) => Step::to(State::Dequeuing {
+            claim: claim.clone(),
+            loading: Some(loading),
+        })
+        .run(Effect::Leave {
+            claim,
+            loading: Some(loading),
+        }),
+        Event::Request(ClientRequest::LoadingComplete { loading_session_id }) => {
+            if loading_session_id != loading {
+                Step::stay(state).error(ErrorCode::WrongLoadingSession)
+            } else if loaded {
+                Step::stay(state).error(ErrorCode::AlreadyLoaded)
+            } else {
+                Step::to(State::Completing {
+                    claim: claim.clone(),
+                    loading,
+                })
+                .run(Effect::Complete { claim, loading })
+            }
+        }
+        Event::Request(request) => refuse(state, &request),
+        Event::Notice(NoticeEvent::StartLoading { loading: other }) => {
+            if other == loading || ctx.seen(other) {
+                Step::stay(state)
+            } else {
+                moved_to(claim, other, ctx)
+            }
+        }
+        Event::Notice(NoticeEvent::MatchFound {
+            loading: done,
+            session_id,
+            server_address,
+        }) => {
+            if done == loading {
+                matched(claim, session_id, server_address)
+            } else {
+                Step::stay(state).run(Effect::Resync { player })
+            }
+        }
+        Event::Notice(NoticeEvent::Requeued {
+            loading: ended,
+            code,
+        }) if ended == loading => Step::to(State::InQueue { claim }).error(code),
+        Event::Notice(NoticeEvent::Resync) | Event::ResyncDue => {
+            Step::stay(state).run(Effect::Resync { player })
+        }
+        Event::Synced(Ok(entry)) => reconcile_loading(claim, loading, loaded, entry, ctx),
+        _ => Step::stay(state),
+    }
+}
+
+/// The loading session ended and the player is already in another one.
+fn moved_to(claim: Claim, next: Uuid, ctx: &mut Context) -> Step {
+    let step = start_loading(claim, next, ctx);
+    let mut replies = vec![ServerMessage::error(ErrorCode::LoadingCancelled)];
+    replies.extend(step.replies);
+    Step { replies, ..step }
+}
+
+fn matched(claim: Claim, session_id: Uuid, server_address: String) -> Step {
+    Step::to(State::Idle { last: Some(claim) }).reply(ServerMessage::MatchFound {
+        session_id,
+        server_address,
+    })
+}
+
+/// Compares an `InLoading` session with its entry and repairs what a lost notice broke.
+fn reconcile_loading(
+    claim: Claim,
+    loading: Uuid,
+    loaded: bool,
+    entry: Option<PlayerEntry>,
+    ctx: &mut Context,
+) -> Step {
+    match owned_place(entry, ctx) {
+        Some(Place::Loading { loading: now }) if now == loading => Step::stay(State::InLoading {
+            claim,
+            loading,
+            loaded,
+        }),
+        Some(Place::Loading { loading: now }) if !ctx.seen(now) => moved_to(claim, now, ctx),
+        Some(Place::Loading { loading: now }) => resume_loading(claim, now, ctx),
+        Some(Place::Queued) => {
+            Step::to(State::InQueue { claim }).error(ErrorCode::LoadingCancelled)
+        }
+        Some(Place::Matched {
+            loading: done,
+            session_id,
+            server_address,
+        }) if done == loading => matched(claim, session_id, server_address),
+        _ => Step::to(State::Enqueuing {
+            claim: claim.clone(),
+            announce: false,
+        })
+        .error(ErrorCode::LoadingCancelled)
+        .run(Effect::Enqueue(claim)),
+    }
+}
+
+fn completing(claim: Claim, loading: Uuid, event: Event) -> Step {
+    let player = claim.player;
+    let back = |loaded: bool| State::InLoading {
+        claim: claim.clone(),
+        loading,
+        loaded,
+    };
+    match event {
+        Event::Completed(Ok(
+            CompleteReply::Waiting | CompleteReply::AllReady { .. } | CompleteReply::AlreadyReady,
+        )) => Step::to(back(true)),
+        Event::Completed(Ok(CompleteReply::NotMember | CompleteReply::Gone)) => {
+            Step::to(back(false)).run(Effect::Resync { player })
+        }
+        Event::Completed(Err(_)) => Step::to(back(false)).error(ErrorCode::ServiceUnavailable),
+        Event::Request(request) => refuse(State::Completing { claim, loading }, &request),
+        _ => Step::stay(State::Completing { claim, loading }),
+    }
+}

@@ -1,0 +1,349 @@
+//! One task per WebSocket: reads frames and notices, feeds them to the pure
+//! [`machine`], sends its replies and runs its effects one at a time.
+//!
+//! Effects run to completion before the next frame or notice is read, so the machine never
+//! sees two effects in flight; frames wait in the socket meanwhile. On any exit (close,
+//! error, idle timeout, oversized frame, shutdown) the machine's cleanup effect runs.
+
+pub mod machine;
+pub mod rate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use self::machine::{Context, Effect, Event, State, Step};
+use self::rate::TokenBucket;
+use crate::limits;
+use crate::matchmaker::Matchmaker;
+use crate::metrics::Family;
+use crate::notify::SessionNotice;
+use crate::protocol::{ErrorCode, ServerMessage, parse_client_frame};
+
+/// Why the connection ends, as the close frame tells the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// The client closed or the connection broke: nothing more to send.
+    Gone,
+    /// The client was silent past the idle timeout.
+    Idle,
+    /// A frame exceeded the size limit.
+    TooBig,
+    /// The client kept sending over its rate limit.
+    Flooding,
+    /// The server shuts down.
+    Shutdown,
+}
+
+impl Ending {
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Self::Gone => return None,
+            Self::Idle => (CloseCode::Normal, "idle timeout"),
+            Self::TooBig => (CloseCode::Size, "frame too large"),
+            Self::Flooding => (CloseCode::Policy, "rate limit exceeded"),
+            Self::Shutdown => (CloseCode::Away, "server shutting down"),
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+/// What the read side produced.
+enum Input {
+    /// An event for the machine.
+    Event(Event),
+    /// Nothing for the machine (ping, pong, a notice for another player, an idle tick).
+    Nothing,
+    /// The connection must end.
+    End(Ending),
+}
+
+/// Consecutive rate-limited frames after which the connection is closed.
+const MAX_RATE_LIMITED_IN_A_ROW: u32 = 20;
+
+/// One session's task state.
+struct Session<S> {
+    matchmaker: Arc<Matchmaker>,
+    owner: Uuid,
+    ctx: Context,
+    state: State,
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    notices: mpsc::Receiver<SessionNotice>,
+    bucket: TokenBucket,
+    rate_limited_in_a_row: u32,
+    last_heard: Instant,
+}
+
+/// Runs the session on an accepted WebSocket until it ends; cleans up its Redis state.
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    matchmaker: Arc<Matchmaker>,
+    shutdown: CancellationToken,
+    peer: String,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let owner = matchmaker.new_id();
+    let span = tracing::info_span!("session", %owner, %peer);
+    async move {
+        tracing::info!("connected");
+        matchmaker.metrics.add(Family::Connections, "", 1);
+        let (sender, notices) = mpsc::channel(limits::SESSION_NOTICE_CAPACITY);
+        matchmaker.router.register(owner, sender);
+        let (sink, stream) = ws.split();
+        let modes = matchmaker
+            .settings
+            .modes
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        let limits = &matchmaker.settings.limits;
+        let bucket = TokenBucket::new(limits.messages_per_second, limits.message_burst);
+        let mut session = Session {
+            matchmaker: matchmaker.clone(),
+            owner,
+            ctx: Context::new(owner, modes),
+            state: State::Idle { last: None },
+            sink,
+            notices,
+            bucket,
+            rate_limited_in_a_row: 0,
+            last_heard: Instant::now(),
+        };
+        let ending = session.serve(stream, shutdown).await;
+        session.finish(ending).await;
+        matchmaker.router.unregister(owner);
+        matchmaker.metrics.add(Family::Connections, "", -1);
+        tracing::info!(?ending, "disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// The main loop; returns why the connection ends.
+    async fn serve(
+        &mut self,
+        mut stream: SplitStream<WebSocketStream<S>>,
+        shutdown: CancellationToken,
+    ) -> Ending {
+        let timing = &self.matchmaker.settings.timing;
+        let mut resync = tokio::time::interval(Duration::from_millis(timing.resync_interval_ms));
+        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        resync.reset();
+        let mut heartbeat =
+            tokio::time::interval(Duration::from_millis(timing.heartbeat_interval_ms));
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        heartbeat.reset();
+        loop {
+            let input = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Input::End(Ending::Shutdown),
+                frame = stream.next() => self.on_frame(frame),
+                Some(notice) = self.notices.recv() => self.on_notice(notice),
+                _ = resync.tick() => match self.state.claim() {
+                    Some(_) => Input::Event(Event::ResyncDue),
+                    None => Input::Nothing,
+                },
+                _ = heartbeat.tick() => self.on_heartbeat().await,
+            };
+            match input {
+                Input::Event(event) => {
+                    if let Err(ending) = self.handle(event).await {
+                        return ending;
+                    }
+                }
+                Input::Nothing => {}
+                Input::End(ending) => return ending,
+            }
+        }
+    }
+
+    /// Feeds an event to the machine, then every effect it asks for, until it rests.
+    async fn handle(&mut self, event: Event) -> Result<(), Ending> {
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            let step = machine::step(self.state.clone(), event, &mut self.ctx);
+            let effect = self.apply(step).await?;
+            if let Some(effect) = effect {
+                next = Some(self.run_effect(effect).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adopts a step's state, sends its replies, and returns its effect.
+    async fn apply(&mut self, step: Step) -> Result<Option<Effect>, Ending> {
+        if step.state != self.state {
+            tracing::debug!(from = self.state.name(), to = step.state.name(), "state");
+        }
+        self.state = step.state;
+        let claim = self.state.claim().map(|claim| claim.player);
+        self.matchmaker.router.set_claim(self.owner, claim);
+        for reply in step.replies {
+            self.send(&reply).await.map_err(|()| Ending::Gone)?;
+        }
+        Ok(step.effect)
+    }
+
+    /// Runs one effect and turns its outcome into the machine's next event.
+    async fn run_effect(&self, effect: Effect) -> Event {
+        let mm = &self.matchmaker;
+        let owner = self.owner;
+        match effect {
+            Effect::Enqueue(claim) => {
+                Event::Enqueued(mm.enqueue(owner, claim.player, &claim.mode).await)
+            }
+            Effect::Leave { claim, loading } => {
+                Event::Left(mm.leave(owner, claim.player, &claim.mode, loading).await)
+            }
+            Effect::Complete { claim, loading } => Event::Completed(
+                mm.loading_complete(owner, claim.player, &claim.mode, loading)
+                    .await,
+            ),
+            Effect::Resync { player } => Event::Synced(mm.read_entry(player).await),
+        }
+    }
+
+    /// Turns one read from the socket into input for the loop.
+    fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Input {
+        let message = match frame {
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                return Input::End(Ending::Gone);
+            }
+            Some(Err(WsError::Capacity(error))) => {
+                tracing::warn!(%error, "oversized frame; closing");
+                return Input::End(Ending::TooBig);
+            }
+            Some(Err(error)) => {
+                tracing::info!(%error, "connection error");
+                return Input::End(Ending::Gone);
+            }
+            Some(Ok(message)) => message,
+        };
+        self.last_heard = Instant::now();
+        match message {
+            Message::Text(_) | Message::Binary(_) => self.on_data(message),
+            Message::Close(_) => Input::End(Ending::Gone),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Input::Nothing,
+        }
+    }
+
+    /// A data frame: rate limit, then parse.
+    fn on_data(&mut self, message: Message) -> Input {
+        if !self.bucket.try_take() {
+            self.rate_limited_in_a_row = self.rate_limited_in_a_row.saturating_add(1);
+            if self.rate_limited_in_a_row > MAX_RATE_LIMITED_IN_A_ROW {
+                return Input::End(Ending::Flooding);
+            }
+            return Input::Event(Event::BadFrame(ErrorCode::RateLimited));
+        }
+        self.rate_limited_in_a_row = 0;
+        let Message::Text(text) = message else {
+            return Input::Event(Event::BadFrame(ErrorCode::BinaryNotSupported));
+        };
+        match parse_client_frame(text.as_str()) {
+            Ok(request) => {
+                tracing::debug!(?request, "request");
+                Input::Event(Event::Request(request))
+            }
+            Err(error) => Input::Event(Event::BadFrame(error.code)),
+        }
+    }
+
+    /// A notice is for this session only while it still acts for that player.
+    fn on_notice(&self, notice: SessionNotice) -> Input {
+        let current = match &self.state {
+            State::Idle { last } => last.as_ref().map(|claim| claim.player),
+            state => state.claim().map(|claim| claim.player),
+        };
+        if current == Some(notice.player) {
+            Input::Event(Event::Notice(notice.event))
+        } else {
+            Input::Nothing
+        }
+    }
+
+    /// Pings the client, or ends a connection silent past the idle timeout.
+    async fn on_heartbeat(&mut self) -> Input {
+        let idle_ms = self.matchmaker.settings.timing.idle_timeout_ms;
+        if self.last_heard.elapsed() >= Duration::from_millis(idle_ms) {
+            return Input::End(Ending::Idle);
+        }
+        let ping = tokio::time::timeout(
+            Duration::from_millis(limits::SEND_TIMEOUT_MS),
+            self.sink.send(Message::Ping(Vec::new().into())),
+        );
+        match ping.await {
+            Ok(Ok(())) => Input::Nothing,
+            _ => Input::End(Ending::Gone),
+        }
+    }
+
+    /// Sends one frame; `Err` when the connection is gone.
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), ()> {
+        if let ServerMessage::Error { code, .. } = message {
+            self.matchmaker.metrics.incr(Family::Errors, code.as_str());
+        }
+        tracing::debug!(?message, "reply");
+        let frame = Message::Text(message.to_json().into());
+        match tokio::time::timeout(
+            Duration::from_millis(limits::SEND_TIMEOUT_MS),
+            self.sink.send(frame),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    /// Cleans up Redis state through the machine, then closes the socket.
+    async fn finish(&mut self, ending: Ending) {
+        let event = if ending == Ending::Shutdown {
+            Event::Shutdown
+        } else {
+            Event::Closed
+        };
+        let step = machine::step(self.state.clone(), event, &mut self.ctx);
+        self.state = step.state;
+        self.matchmaker.router.set_claim(self.owner, None);
+        if ending != Ending::Gone {
+            for reply in &step.replies {
+                if self.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+        if let Some(effect) = step.effect {
+            let outcome = self.run_effect(effect).await;
+            if let Event::Left(Err(error)) = outcome {
+                tracing::warn!(%error, "cleanup incomplete; the entry expires with its lease");
+            }
+        }
+        if let Some(frame) = ending.close_frame() {
+            let close = self.sink.send(Message::Close(Some(frame)));
+            let _ =
+                tokio::time::timeout(Duration::from_millis(limits::SEND_TIMEOUT_MS), close).await;
+        }
+        let _ = self.sink.close().await;
+    }
+}
