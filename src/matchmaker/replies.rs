@@ -493,3 +493,7 @@ pub fn parse_release(reply: &Reply) -> Result<bool, ReplyError> {
         other => Err(error("release_lock", other, "expected 0 or 1")),
     }
 }
+
+#[cfg(test)]
+#[path = "replies_tests.rs"]
+mod tests;

@@ -591,3 +591,7 @@ fn completing(claim: Claim, loading: Uuid, event: Event) -> Step {
         _ => Step::stay(State::Completing { claim, loading }),
     }
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

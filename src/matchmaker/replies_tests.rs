@@ -1,0 +1,1 @@
+//! Unit tests of the reply parsers (short, empty, long and garbled replies).
