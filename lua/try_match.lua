@@ -1,9 +1,15 @@
 -- try_match.lua: pop one group of live queued players and create their loading session atomically.
--- KEYS[1] queue set, KEYS[2] players hash, KEYS[3] new loading hash, KEYS[4] loading index set of the mode
+-- KEYS[1] queue set, KEYS[2] players hash, KEYS[3] new loading hash, KEYS[4] loading index set
+-- of the mode, KEYS[5] the mode's match lock
 -- ARGV[1] mode, ARGV[2] players per match, ARGV[3] loading id, ARGV[4] now_ms,
--- ARGV[5] loading deadline_ms, ARGV[6] most members to pop (bounds the work spent on ghosts)
+-- ARGV[5] loading deadline_ms, ARGV[6] most members to pop (bounds the work spent on ghosts),
+-- ARGV[7] the caller's lock token
 -- Reply: {'matched', loading_id, dropped, pid1, owner1, pid2, owner2, ...}
---      | {'waiting', queue_len, dropped}
+--      | {'waiting', queue_len, dropped} | {'lock_lost'}
+-- A caller whose lock expired changes nothing, so holding the lock twice can do no harm.
+if redis.call('GET', KEYS[5]) ~= ARGV[7] then
+  return { 'lock_lost' }
+end
 local mode = ARGV[1]
 local need = tonumber(ARGV[2])
 local now_ms = tonumber(ARGV[4])

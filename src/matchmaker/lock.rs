@@ -13,9 +13,11 @@ use crate::scripts::SCRIPTS;
 #[derive(Debug)]
 pub struct LockGuard {
     /// The lock key.
-    key: String,
-    /// This holder's token.
-    token: Uuid,
+    pub key: String,
+    /// This holder's token; scripts that act under the lock check it.
+    pub token: Uuid,
+    /// The mode the lock guards.
+    pub mode: String,
 }
 
 impl Matchmaker {
@@ -30,7 +32,10 @@ impl Matchmaker {
             .set_nx_px(&key, &token.to_string(), ttl_ms)
             .await
         {
-            Ok(true) => Some(LockGuard { key, token }),
+            Ok(true) => {
+                tracing::debug!(mode, %token, ttl_ms, "lock acquired");
+                Some(LockGuard { key, token, mode: mode.to_owned() })
+            }
             Ok(false) => {
                 self.metrics.incr(Family::LockContention, mode);
                 None
@@ -49,7 +54,7 @@ impl Matchmaker {
         let args = [guard.token.to_string()];
         match self.eval(&SCRIPTS.release_lock, &keys, &args).await {
             Ok(reply) => match parse_release(&reply) {
-                Ok(true) => {}
+                Ok(true) => tracing::debug!(mode = %guard.mode, token = %guard.token, "lock released"),
                 Ok(false) => tracing::warn!(key = %guard.key, "lock expired before release"),
                 Err(error) => self.bad_reply(&error),
             },

@@ -286,6 +286,8 @@ pub enum TryMatchReply {
         /// The group, exactly the mode's player count.
         members: Vec<Member>,
     },
+    /// The caller's lock expired: nothing was changed.
+    LockLost,
     /// Not enough live players; the popped ones are back.
     Waiting {
         /// Queue length now.
@@ -320,6 +322,7 @@ pub fn parse_try_match(
             fields.end()?;
             Ok(TryMatchReply::Waiting { queue_len, dropped })
         }
+        "lock_lost" => fields.end().map(|()| TryMatchReply::LockLost),
         other => Err(unknown_tag(SCRIPT, reply, other)),
     }
 }

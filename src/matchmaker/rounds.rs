@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::replies::{Member, TryMatchReply, parse_try_match};
+use super::lock::LockGuard;
 use super::{EffectError, Matchmaker};
 use crate::config::GameMode;
 use crate::limits;
@@ -58,7 +59,7 @@ impl Matchmaker {
             return;
         };
         for _ in 0..limits::MAX_MATCHES_PER_ROUND {
-            match self.try_match_once(mode).await {
+            match self.try_match_once(mode, &lock).await {
                 Attempt::Matched => {}
                 Attempt::Stop => break,
             }
@@ -68,7 +69,7 @@ impl Matchmaker {
 
     /// One `try_match.lua` call. Failures are logged and end the round (the lock is then
     /// released by [`Self::round`]); an unknown outcome is recovered from Redis.
-    async fn try_match_once(&self, mode: &GameMode) -> Attempt {
+    async fn try_match_once(&self, mode: &GameMode, lock: &LockGuard) -> Attempt {
         let Ok(now_ms) = self.now_ms("try_match") else {
             return Attempt::Stop;
         };
@@ -82,6 +83,7 @@ impl Matchmaker {
             self.keys.players(),
             self.keys.loading(loading),
             self.keys.loading_index(&mode.name),
+            lock.key.clone(),
         ];
         let max_pops = mode.players.saturating_mul(limits::MAX_POPS_PER_PLAYER);
         let args = [
@@ -91,6 +93,7 @@ impl Matchmaker {
             now_ms.to_string(),
             deadline_ms.to_string(),
             max_pops.to_string(),
+            lock.token.to_string(),
         ];
         let reply = match self.eval(&SCRIPTS.try_match, &keys, &args).await {
             Ok(reply) => reply,
@@ -111,6 +114,10 @@ impl Matchmaker {
                     .publish(&mode.name, members, NoticeEvent::StartLoading { loading })
                     .await;
                 Attempt::Matched
+            }
+            Ok(TryMatchReply::LockLost) => {
+                tracing::warn!(mode = %mode.name, "match lock expired during the round");
+                Attempt::Stop
             }
             Ok(TryMatchReply::Waiting { queue_len, dropped }) => {
                 let queued = i64::try_from(queue_len).unwrap_or(i64::MAX);
