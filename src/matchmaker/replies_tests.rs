@@ -960,6 +960,37 @@ fn cancel_group_with_a_duplicate_player_is_refused() {
     assert_refused(Parser::Cancel, &reply, &result, "cancel duplicate");
 }
 
+/// Goal: a mode name is never empty (config requires 1+ characters), so an empty mode in
+/// `enqueue`'s `already` reply - the "empty string" garble of the fault model - must be
+/// refused (and retried), not adopted: the session takes the reply's mode as its claim's
+/// mode, and with mode "" every later `loading_complete` and leave-from-loading fails
+/// (`players_per_match("")` is `None`), so the player can never finish a match.
+#[test]
+#[ignore = "bug: parse_enqueue accepts an empty mode in an `already` reply"]
+fn enqueue_already_with_an_empty_mode_is_refused() {
+    for state in ["queued", "loading"] {
+        let loading = if state == "loading" { LOADING } else { "" };
+        let reply = Reply::Array(vec![b("already"), b(state), b(""), b(loading)]);
+        let result = Parser::Enqueue.parse(&reply, 2);
+        assert_refused(Parser::Enqueue, &reply, &result, state);
+    }
+}
+
+/// Goal: `leave_queue` names a real mode in `loading` and `other_mode`; an empty one is a
+/// garbled reply and must be refused so the effect retries the script, instead of going on
+/// to cancel the loading session of mode "" (which fails: no such mode) or giving up.
+#[test]
+#[ignore = "bug: parse_leave accepts an empty mode in `loading` and `other_mode` replies"]
+fn leave_with_an_empty_mode_is_refused() {
+    for reply in [
+        Reply::Array(vec![b("loading"), b(LOADING), b("")]),
+        Reply::Array(vec![b("other_mode"), b("")]),
+    ] {
+        let result = Parser::Leave.parse(&reply, 2);
+        assert_refused(Parser::Leave, &reply, &result, "empty mode");
+    }
+}
+
 /// Goal: groups of the wrong size are refused: `try_match` and `loading_complete` need
 /// exactly the mode's count, `finish_match` and `cancel_loading` at most that many.
 #[test]
