@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::entry::PlayerEntry;
 use super::replies::{
     CancelReply, CompleteReply, EnqueueReply, LeaveReply, ReplyError, parse_cancel, parse_complete,
-    parse_enqueue, parse_leave,
+    parse_enqueue, parse_leave, unknown_mode,
 };
 use super::{EffectError, Matchmaker};
 use crate::limits;
@@ -63,8 +63,15 @@ impl Matchmaker {
             lease_ms.to_string(),
             self.settings.limits.max_queue_len.to_string(),
         ];
-        let reply = self
-            .eval_with_retry(&SCRIPTS.enqueue, &keys, &args, parse_enqueue)
+        let reply =
+            self.eval_with_retry(&SCRIPTS.enqueue, &keys, &args, |reply: &Reply| {
+                match parse_enqueue(reply)? {
+                    EnqueueReply::Already { mode, .. } if self.settings.mode(&mode).is_none() => {
+                        Err(unknown_mode("enqueue", &mode))
+                    }
+                    outcome => Ok(outcome),
+                }
+            })
             .await?;
         if let EnqueueReply::Enqueued { queue_len } = reply {
             let need = self.players_per_match(mode).unwrap_or(usize::MAX);
@@ -94,7 +101,16 @@ impl Matchmaker {
             let keys = [self.keys.queue(&mode), self.keys.players()];
             let args = [player.to_string(), owner.to_string(), mode.clone()];
             match self
-                .eval_with_retry(&SCRIPTS.leave_queue, &keys, &args, parse_leave)
+                .eval_with_retry(&SCRIPTS.leave_queue, &keys, &args, |reply: &Reply| {
+                    match parse_leave(reply)? {
+                        LeaveReply::Loading { mode, .. } | LeaveReply::OtherMode { mode }
+                            if self.settings.mode(&mode).is_none() =>
+                        {
+                            Err(unknown_mode("leave_queue", &mode))
+                        }
+                        outcome => Ok(outcome),
+                    }
+                })
                 .await?
             {
                 LeaveReply::Left | LeaveReply::Absent => return Ok(()),
@@ -105,13 +121,7 @@ impl Matchmaker {
                     self.cancel_as_leaver(owner, player, &loading_mode, loading)
                         .await?;
                 }
-                LeaveReply::OtherMode { mode: other } if self.settings.mode(&other).is_some() => {
-                    mode = other;
-                }
-                LeaveReply::OtherMode { mode: other } => {
-                    tracing::error!(%player, mode = %other, "entry names an unknown mode");
-                    return Err(EffectError::Unavailable);
-                }
+                LeaveReply::OtherMode { mode: other } => mode = other,
             }
         }
         Err(EffectError::Unavailable)

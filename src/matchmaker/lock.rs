@@ -34,7 +34,11 @@ impl Matchmaker {
         {
             Ok(true) => {
                 tracing::debug!(mode, %token, ttl_ms, "lock acquired");
-                Some(LockGuard { key, token, mode: mode.to_owned() })
+                Some(LockGuard {
+                    key,
+                    token,
+                    mode: mode.to_owned(),
+                })
             }
             Ok(false) => {
                 self.metrics.incr(Family::LockContention, mode);
@@ -54,7 +58,9 @@ impl Matchmaker {
         let args = [guard.token.to_string()];
         match self.eval(&SCRIPTS.release_lock, &keys, &args).await {
             Ok(reply) => match parse_release(&reply) {
-                Ok(true) => tracing::debug!(mode = %guard.mode, token = %guard.token, "lock released"),
+                Ok(true) => {
+                    tracing::debug!(mode = %guard.mode, token = %guard.token, "lock released")
+                }
                 Ok(false) => tracing::warn!(key = %guard.key, "lock expired before release"),
                 Err(error) => self.bad_reply(&error),
             },

@@ -88,6 +88,21 @@ impl<'a> Fields<'a> {
         Uuid::parse_str(&text).map_err(|_| self.fail(format!("{what} {text:?} is not a UUID")))
     }
 
+    /// A game mode name: non-empty, bounded, of the characters configs allow.
+    fn mode(&mut self, what: &str) -> Result<String, ReplyError> {
+        let text = self.text(what)?;
+        let valid = !text.is_empty()
+            && text.len() <= crate::limits::MAX_MODE_NAME_BYTES
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            Ok(text)
+        } else {
+            Err(self.fail(format!("{what} {text:?} is not a mode name")))
+        }
+    }
+
     /// A UUID, or `None` for the empty string scripts write for "no id".
     fn optional_uuid(&mut self, what: &str) -> Result<Option<Uuid>, ReplyError> {
         let text = self.text(what)?;
@@ -167,11 +182,29 @@ fn check_group(
             format!("{} players, expected {expected}", members.len()),
         ));
     }
+    check_distinct(script, reply, members)
+}
+
+/// Checks that no player appears twice.
+fn check_distinct(
+    script: &'static str,
+    reply: &Reply,
+    members: &[Member],
+) -> Result<(), ReplyError> {
     let distinct: std::collections::BTreeSet<Uuid> = members.iter().map(|m| m.player).collect();
     if distinct.len() != members.len() {
         return Err(error(script, reply, "a player appears twice"));
     }
     Ok(())
+}
+
+/// A reply that names a mode the service does not know, as a parse error.
+pub fn unknown_mode(script: &'static str, mode: &str) -> ReplyError {
+    ReplyError {
+        script,
+        reason: format!("unknown mode {mode:?}"),
+        reply: String::new(),
+    }
 }
 
 /// What `enqueue.lua` did.
@@ -212,7 +245,7 @@ pub fn parse_enqueue(reply: &Reply) -> Result<EnqueueReply, ReplyError> {
             if state != "queued" && state != "loading" {
                 return Err(fields.fail(format!("state {state:?}")));
             }
-            let mode = fields.text("mode")?;
+            let mode = fields.mode("mode")?;
             let loading = fields.optional_uuid("loading id")?;
             EnqueueReply::Already {
                 state,
@@ -261,11 +294,11 @@ pub fn parse_leave(reply: &Reply) -> Result<LeaveReply, ReplyError> {
         }
         "loading" => {
             let loading = fields.uuid("loading id")?;
-            let mode = fields.text("mode")?;
+            let mode = fields.mode("mode")?;
             LeaveReply::Loading { loading, mode }
         }
         "other_mode" => LeaveReply::OtherMode {
-            mode: fields.text("mode")?,
+            mode: fields.mode("mode")?,
         },
         "none" => LeaveReply::Absent,
         other => return Err(unknown_tag(SCRIPT, reply, other)),
@@ -398,6 +431,7 @@ pub fn parse_finish(reply: &Reply, players_per_match: usize) -> Result<FinishRep
             if members.len() > players_per_match {
                 return Err(error(SCRIPT, reply, "more players than the mode holds"));
             }
+            check_distinct(SCRIPT, reply, &members)?;
             Ok(FinishReply::Matched { members })
         }
         "gone" => fields.end().map(|()| FinishReply::Gone),
@@ -434,6 +468,7 @@ pub fn parse_cancel(reply: &Reply, players_per_match: usize) -> Result<CancelRep
             if requeued.len() > players_per_match {
                 return Err(error(SCRIPT, reply, "more players than the mode holds"));
             }
+            check_distinct(SCRIPT, reply, &requeued)?;
             return Ok(CancelReply::Cancelled { dropped, requeued });
         }
         "not_expired" => CancelReply::NotExpired,

@@ -936,7 +936,6 @@ fn fixed_groups_with_a_duplicate_player_are_refused() {
 /// garbled and must be refused, not turned into two `match_found` notices for one player
 /// while another player of the group goes unnamed.
 #[test]
-#[ignore = "bug: parse_finish accepts a duplicate player (no distinctness check)"]
 fn finish_group_with_a_duplicate_player_is_refused() {
     let reply = Reply::Array(vec![b("matched"), b(P1), b(O1), b(P1), b(O1)]);
     let result = Parser::Finish.parse(&reply, 2);
@@ -946,7 +945,6 @@ fn finish_group_with_a_duplicate_player_is_refused() {
 /// Goal: `cancel_loading` requeues each player of the loading session at most once, so a
 /// reply naming one player twice is garbled and must be refused.
 #[test]
-#[ignore = "bug: parse_cancel accepts a duplicate requeued player (no distinctness check)"]
 fn cancel_group_with_a_duplicate_player_is_refused() {
     let reply = Reply::Array(vec![
         b("cancelled"),
@@ -966,7 +964,6 @@ fn cancel_group_with_a_duplicate_player_is_refused() {
 /// mode, and with mode "" every later `loading_complete` and leave-from-loading fails
 /// (`players_per_match("")` is `None`), so the player can never finish a match.
 #[test]
-#[ignore = "bug: parse_enqueue accepts an empty mode in an `already` reply"]
 fn enqueue_already_with_an_empty_mode_is_refused() {
     for state in ["queued", "loading"] {
         let loading = if state == "loading" { LOADING } else { "" };
@@ -980,7 +977,6 @@ fn enqueue_already_with_an_empty_mode_is_refused() {
 /// garbled reply and must be refused so the effect retries the script, instead of going on
 /// to cancel the loading session of mode "" (which fails: no such mode) or giving up.
 #[test]
-#[ignore = "bug: parse_leave accepts an empty mode in `loading` and `other_mode` replies"]
 fn leave_with_an_empty_mode_is_refused() {
     for reply in [
         Reply::Array(vec![b("loading"), b(LOADING), b("")]),

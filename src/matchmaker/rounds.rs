@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::replies::{Member, TryMatchReply, parse_try_match};
 use super::lock::LockGuard;
+use super::replies::{Member, TryMatchReply, parse_try_match};
 use super::{EffectError, Matchmaker};
 use crate::config::GameMode;
 use crate::limits;
