@@ -1,13 +1,22 @@
 //! The per-mode distributed lock: `SET NX PX` with an owner token, released by
-//! compare-and-delete. It only spares instances from contending on one queue; safety comes
-//! from the scripts' atomicity, so a lock held twice (after expiry) does no harm.
+//! compare-and-delete. It spares instances from contending on one queue; safety comes from
+//! the scripts (`try_match.lua` checks the token), so a lock held twice does no harm.
+//!
+//! A holder counts its lock valid from the moment it *sent* the acquire, minus a margin, so
+//! a slow reply can never make it believe it holds the lock after Redis expired it.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Matchmaker;
 use super::replies::parse_release;
 use crate::metrics::Family;
 use crate::scripts::SCRIPTS;
+
+/// Part of the TTL a holder gives up, in percent, to absorb clock drift between it and Redis.
+const LOCK_SAFETY_MARGIN_PERCENT: u64 = 10;
 
 /// A held lock; release it with [`Matchmaker::release_lock`].
 #[derive(Debug)]
@@ -18,6 +27,15 @@ pub struct LockGuard {
     pub token: Uuid,
     /// The mode the lock guards.
     pub mode: String,
+    /// After this instant the holder must assume Redis has expired the lock.
+    pub valid_until: Instant,
+}
+
+impl LockGuard {
+    /// Whether the holder may still act under the lock.
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
 }
 
 impl Matchmaker {
@@ -26,19 +44,15 @@ impl Matchmaker {
         let key = self.keys.lock(mode);
         let token = self.new_id();
         let ttl_ms = self.settings.timing.lock_ttl_ms;
-        match self
-            .deps
-            .store
-            .set_nx_px(&key, &token.to_string(), ttl_ms)
-            .await
-        {
+        let validity_ms = ttl_ms - ttl_ms * LOCK_SAFETY_MARGIN_PERCENT / 100;
+        let sent = Instant::now();
+        let acquired = self.deps.store.set_nx_px(&key, &token.to_string(), ttl_ms).await;
+        let valid_until = sent + Duration::from_millis(validity_ms);
+        match acquired {
             Ok(true) => {
-                tracing::debug!(mode, %token, ttl_ms, "lock acquired");
-                Some(LockGuard {
-                    key,
-                    token,
-                    mode: mode.to_owned(),
-                })
+                let valid_ms = valid_until.saturating_duration_since(Instant::now()).as_millis();
+                tracing::debug!(mode, %token, valid_ms, "lock acquired");
+                Some(LockGuard { key, token, mode: mode.to_owned(), valid_until })
             }
             Ok(false) => {
                 self.metrics.incr(Family::LockContention, mode);
@@ -53,15 +67,15 @@ impl Matchmaker {
     }
 
     /// Releases a lock if this holder still owns it; a lost reply leaves it to its TTL.
+    /// From the moment this is called the holder no longer acts under the lock.
     pub async fn release_lock(&self, guard: LockGuard) {
+        tracing::debug!(mode = %guard.mode, token = %guard.token, "lock releasing");
         let keys = [guard.key.clone()];
         let args = [guard.token.to_string()];
         match self.eval(&SCRIPTS.release_lock, &keys, &args).await {
             Ok(reply) => match parse_release(&reply) {
-                Ok(true) => {
-                    tracing::debug!(mode = %guard.mode, token = %guard.token, "lock released")
-                }
-                Ok(false) => tracing::warn!(key = %guard.key, "lock expired before release"),
+                Ok(true) => {}
+                Ok(false) => tracing::info!(key = %guard.key, "lock expired before release"),
                 Err(error) => self.bad_reply(&error),
             },
             Err(_) => tracing::warn!(key = %guard.key, "lock release failed; it expires by TTL"),

@@ -59,6 +59,9 @@ impl Matchmaker {
             return;
         };
         for _ in 0..limits::MAX_MATCHES_PER_ROUND {
+            if !lock.is_valid() {
+                break;
+            }
             match self.try_match_once(mode, &lock).await {
                 Attempt::Matched => {}
                 Attempt::Stop => break,
