@@ -32,6 +32,9 @@ mod scan;
 mod store;
 mod time;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
