@@ -55,8 +55,10 @@ impl LuaHost {
             .set_name("=redis_prelude")
             .set_mode(ChunkMode::Text)
             .into_function()?;
-        let (env, runner, redis): (Table, Function, Table) = prelude.call(bridge)?;
+        let (env, runner, redis, protected): (Table, Function, Table, Table) =
+            prelude.call(bridge)?;
         let globals = lua.globals();
+        globals.raw_set("rawset", lua_lib::guarded_rawset(&lua, protected)?)?;
         Ok(Self {
             lua,
             globals,

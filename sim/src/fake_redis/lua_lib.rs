@@ -44,6 +44,11 @@ pub fn raise_message(lua: &Lua, message: &str) -> mlua::Error {
     mlua::Error::external(Raised::Message(format!("{position}{message}")))
 }
 
+/// A plain Lua error message without a position (as Redis's read-only table check).
+fn raise_unpositioned(message: &str) -> mlua::Error {
+    mlua::Error::external(Raised::Message(message.to_owned()))
+}
+
 /// What a raised Rust error carries, if `value` is one: `(text, is_reply)`.
 fn raised(value: &Value) -> Option<(String, bool)> {
     let Value::Error(error) = value else {
@@ -101,6 +106,17 @@ pub fn install(lua: &Lua, bridge: &Table, random: &Arc<Lrand48>) -> mlua::Result
     })?;
     bridge.raw_set("error_text", error_text)?;
     Ok(())
+}
+
+/// `rawset` that refuses the sandbox's read-only tables (the weak set `protected`).
+pub fn guarded_rawset(lua: &Lua, protected: Table) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |_, (table, key, value): (Table, Value, Value)| {
+        if protected.raw_get::<bool>(&table)? {
+            return Err(raise_unpositioned("Attempt to modify a readonly table"));
+        }
+        table.raw_set(key, value)?;
+        Ok(table)
+    })
 }
 
 /// `redis.sha1hex(s)`: numbers hash as Lua prints them, other non-strings as "".

@@ -338,9 +338,13 @@ impl State {
                 "script|{}",
                 sub.as_deref().unwrap_or_default()
             ))),
-            (other, _) => Err(CmdError(format!(
-                "ERR unknown subcommand '{other}'. Try SCRIPT HELP."
-            ))),
+            _ => {
+                let original = args.get(1).map(|sub| args::text(sub)).unwrap_or_default();
+                let shown: String = original.chars().take(128).collect();
+                Err(CmdError(format!(
+                    "ERR unknown subcommand '{shown}'. Try SCRIPT HELP."
+                )))
+            }
         }
     }
 }

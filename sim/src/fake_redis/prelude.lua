@@ -5,8 +5,9 @@
 --   bridge.random, bridge.randomseed math.random and math.randomseed (Redis's lrand48)
 --   bridge.error_text(e)          -> text, is_reply when e was raised from Rust
 --   bridge.where()                -> source, line of the innermost user_script frame
--- It returns the sandbox environment of user scripts, the protected runner, and the real
--- `redis` table, where the host sets `call` and `pcall` for the duration of each run.
+-- It returns the sandbox environment of user scripts, the protected runner, the real
+-- `redis` table (where the host sets `call` and `pcall` for the duration of each run) and
+-- the weak set of read-only tables (for the host's `rawset`).
 local bridge = ...
 
 local G = _G
@@ -181,12 +182,8 @@ local ENV = setmetatable({}, {
 })
 protected[ENV] = true
 
-G.rawset = function(t, key, value)
-  if protected[t] then
-    error('Attempt to modify a readonly table', 0)
-  end
-  return rawset(t, key, value)
-end
+-- rawset refuses the read-only tables; the host installs it (in Rust, to keep the
+-- caller's frame in a tail call) from the `protected` set returned below.
 
 -- Code loaded at run time gets the sandbox too, and never as bytecode.
 G.loadstring = function(source, name)
@@ -242,4 +239,4 @@ local function run(f)
   return real_xpcall(f, handler)
 end
 
-return ENV, run, redis
+return ENV, run, redis, protected

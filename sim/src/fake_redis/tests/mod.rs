@@ -5,6 +5,9 @@ mod commands_keys;
 mod commands_sets;
 mod commands_strings;
 mod expiry;
+mod lua_convert;
+mod lua_errors;
+mod sandbox;
 
 use match_server::store::{Reply, StoreError};
 
@@ -17,6 +20,16 @@ pub const START_MS: u64 = 1_000_000;
 pub fn fake() -> (FakeRedis, ManualClock) {
     let clock = ManualClock::new(START_MS);
     (FakeRedis::new(7, clock.clone()).unwrap(), clock)
+}
+
+/// Runs a script without keys or arguments.
+pub fn run(redis: &FakeRedis, source: &str) -> Result<Reply, StoreError> {
+    redis.eval(source, &[] as &[&str], &[] as &[&str])
+}
+
+/// The SHA1 Redis names a script by.
+pub fn sha1(source: &str) -> String {
+    sha1_smol::Sha1::from(source).hexdigest()
 }
 
 /// Runs a command that must succeed.
