@@ -5,7 +5,7 @@
 //! Map of the module:
 //!
 //! - `mod.rs` (this file): [`FakeRedis`], its constructor, the generic entry points
-//!   ([`FakeRedis::execute`], [`FakeRedis::eval`]) and the inspection used by the oracle.
+//!   ([`FakeRedis::execute`], [`FakeRedis::eval_source`]) and the inspection used by the oracle.
 //! - `store.rs`: the [`Store`](match_server::store::Store) seam, with fault injection.
 //! - `commands/`: the command table and every data command, with Redis's replies and errors.
 //! - `data.rs`: the keyspace, expiry (`keyIsExpired`), and the read-only [`DataView`].
@@ -173,8 +173,9 @@ impl FakeRedis {
     }
 
     /// `EVAL source numkeys keys... args...` without faults: compiles (once per SHA1)
-    /// and runs any script.
-    pub fn eval<K: AsRef<[u8]>, A: AsRef<[u8]>>(
+    /// and runs any script. (Named apart from `Store::eval`, which takes a service
+    /// `Script` and injects faults.)
+    pub fn eval_source<K: AsRef<[u8]>, A: AsRef<[u8]>>(
         &self,
         source: &str,
         keys: &[K],

@@ -140,7 +140,7 @@ fn replies_to_lua_values() {
 #[test]
 fn keys_argv_and_number_arguments() {
     let (redis, _clock) = fake();
-    let reply = redis.eval(
+    let reply = redis.eval_source(
         "return {KEYS[1], KEYS[2], ARGV[1], #ARGV}",
         &["k1", "k2"],
         &["a1"],

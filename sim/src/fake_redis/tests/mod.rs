@@ -4,10 +4,14 @@ mod commands_hashes;
 mod commands_keys;
 mod commands_sets;
 mod commands_strings;
+mod determinism;
 mod expiry;
+mod faults;
 mod lua_convert;
 mod lua_errors;
+mod pubsub;
 mod sandbox;
+mod scripts;
 
 use match_server::store::{Reply, StoreError};
 
@@ -24,7 +28,7 @@ pub fn fake() -> (FakeRedis, ManualClock) {
 
 /// Runs a script without keys or arguments.
 pub fn run(redis: &FakeRedis, source: &str) -> Result<Reply, StoreError> {
-    redis.eval(source, &[] as &[&str], &[] as &[&str])
+    redis.eval_source(source, &[] as &[&str], &[] as &[&str])
 }
 
 /// The SHA1 Redis names a script by.
