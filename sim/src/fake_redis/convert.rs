@@ -24,11 +24,22 @@ fn convert_value(value: &Value, depth: usize) -> Reply {
     match value {
         Value::Boolean(true) => Reply::Int(1),
         Value::Integer(number) => Reply::Int(*number),
-        // Rust's cast truncates toward zero and saturates; C leaves overflow undefined.
-        Value::Number(number) => Reply::Int(*number as i64),
+        Value::Number(number) => Reply::Int(truncate_like_c(*number)),
         Value::String(text) => Reply::Bulk(text.as_bytes().to_vec()),
         Value::Table(table) => convert_table(table, depth),
         _ => Reply::Nil,
+    }
+}
+
+/// Redis's `(long long)` cast of a Lua number: truncation toward zero; out of range or
+/// NaN gives `i64::MIN`, as x86-64's conversion instruction does (Rust would saturate).
+pub fn truncate_like_c(number: f64) -> i64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    // NaN is in no range, so it lands here too.
+    if !(-TWO_POW_63..TWO_POW_63).contains(&number) {
+        i64::MIN
+    } else {
+        number as i64
     }
 }
 

@@ -329,9 +329,12 @@ impl State {
                 self.lua.flush();
                 Ok(errors::ok())
             }
-            ("flush", [mode])
-                if args::is_option(mode, "async") || args::is_option(mode, "sync") =>
-            {
+            ("flush", [mode]) => {
+                if !(args::is_option(mode, "async") || args::is_option(mode, "sync")) {
+                    return Err(CmdError::new(
+                        "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+                    ));
+                }
                 self.lua.flush();
                 Ok(errors::ok())
             }

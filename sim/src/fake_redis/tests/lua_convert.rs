@@ -12,6 +12,9 @@ fn scalars_to_replies() {
     assert_eq!(run(&redis, "return 3.99"), Ok(Reply::Int(3)));
     assert_eq!(run(&redis, "return -3.99"), Ok(Reply::Int(-3)));
     assert_eq!(run(&redis, "return 42"), Ok(Reply::Int(42)));
+    // Out of range: Redis's C cast on x86-64 gives the minimum (checked on 7.0.15).
+    assert_eq!(run(&redis, "return 1e20"), Ok(Reply::Int(i64::MIN)));
+    assert_eq!(run(&redis, "return -1e20"), Ok(Reply::Int(i64::MIN)));
     assert_eq!(run(&redis, "return 'text'"), Ok(bulk("text")));
     assert_eq!(run(&redis, "return true"), Ok(Reply::Int(1)));
     assert_eq!(run(&redis, "return false"), Ok(Reply::Nil));

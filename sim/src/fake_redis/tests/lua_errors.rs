@@ -235,6 +235,10 @@ fn eval_evalsha_and_script() {
         "NOSCRIPT No matching script. Please use EVAL."
     );
     assert_eq!(
+        err(&redis, &["SCRIPT", "FLUSH", "x"]),
+        "ERR SCRIPT FLUSH only support SYNC|ASYNC option"
+    );
+    assert_eq!(
         err(&redis, &["SCRIPT", "NOPE"]),
         "ERR unknown subcommand 'NOPE'. Try SCRIPT HELP."
     );
