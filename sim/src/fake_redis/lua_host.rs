@@ -27,7 +27,8 @@ const MAX_CACHED_SCRIPTS: usize = 4096;
 pub struct LuaHost {
     /// The one Lua state of this fake; created once, reused by every script.
     lua: Lua,
-    /// The real globals, where KEYS and ARGV are set before each run.
+    /// The globals scripts see (the prelude's flat copy), where KEYS and ARGV are set
+    /// before each run.
     globals: Table,
     /// The real `redis` table; `call` and `pcall` are set to scoped functions during a run.
     redis: Table,
@@ -55,9 +56,8 @@ impl LuaHost {
             .set_name("=redis_prelude")
             .set_mode(ChunkMode::Text)
             .into_function()?;
-        let (env, runner, redis, protected): (Table, Function, Table, Table) =
+        let (env, runner, redis, protected, globals): (Table, Function, Table, Table, Table) =
             prelude.call(bridge)?;
-        let globals = lua.globals();
         globals.raw_set("rawset", lua_lib::guarded_rawset(&lua, protected)?)?;
         Ok(Self {
             lua,

@@ -6,8 +6,9 @@
 --   bridge.error_text(e)          -> text, is_reply when e was raised from Rust
 --   bridge.where()                -> source, line of the innermost user_script frame
 -- It returns the sandbox environment of user scripts, the protected runner, the real
--- `redis` table (where the host sets `call` and `pcall` for the duration of each run) and
--- the weak set of read-only tables (for the host's `rawset`).
+-- `redis` table (where the host sets `call` and `pcall` for the duration of each run),
+-- the weak set of read-only tables (for the host's `rawset`) and the globals scripts
+-- see (where the host sets KEYS, ARGV and `rawset`).
 local bridge = ...
 
 local G = _G
@@ -167,20 +168,8 @@ for _, name in ipairs({ 'dofile', 'loadfile', 'print', 'getfenv', 'setfenv', 'mo
   rawset(G, name, nil)
 end
 
--- The environment user scripts run in: reads fall through to the globals (an unknown
--- name is an error, as in Redis), writes are refused.
-local ENV = setmetatable({}, {
-  __index = function(_, key)
-    local value = rawget(G, key)
-    if value == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(key) .. "'", 2)
-    end
-    return value
-  end,
-  __newindex = readonly_error,
-  __metatable = false,
-})
-protected[ENV] = true
+-- The environment user scripts run in; filled in once the globals are final (below).
+local ENV = {}
 
 -- rawset refuses the read-only tables; the host installs it (in Rust, to keep the
 -- caller's frame in a tail call) from the `protected` set returned below.
@@ -222,6 +211,23 @@ G.table = readonly(table)
 G.math = readonly(math)
 G.coroutine = readonly(coroutine)
 
+-- Reads from ENV go to VIEW, a flat copy of the final globals, so a hit costs one table
+-- access; a name VIEW lacks is an error, as in Redis. Writes to either are refused.
+local VIEW = {}
+for key, value in pairs(G) do
+  VIEW[key] = value
+end
+setmetatable(VIEW, {
+  __index = function(_, key)
+    error("Script attempted to access nonexistent global variable '" .. tostring(key) .. "'", 2)
+  end,
+  __newindex = readonly_error,
+  __metatable = false,
+})
+setmetatable(ENV, { __index = VIEW, __newindex = readonly_error, __metatable = false })
+protected[ENV] = true
+protected[VIEW] = true
+
 -- Redis's error handler: every error becomes {err=..., source=..., line=...}.
 local function handler(err)
   err = as_lua_error(err)
@@ -239,4 +245,4 @@ local function run(f)
   return real_xpcall(f, handler)
 end
 
-return ENV, run, redis, protected
+return ENV, run, redis, protected, VIEW

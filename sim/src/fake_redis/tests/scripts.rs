@@ -124,10 +124,10 @@ async fn enqueue_once_per_owner() {
     );
 }
 
-/// Goal: try_match pops both players into a loading session; loading_complete twice
-/// reaches all_ready; finish_match records the game server and ends the session.
+/// Goal: try_match pops both players into a new loading session, empties the queue and
+/// indexes the session.
 #[tokio::test]
-async fn match_load_and_finish() {
+async fn try_match_creates_the_loading_session() {
     let (redis, _clock) = fake();
     enqueue(&redis, "p1", "o1").await;
     enqueue(&redis, "p2", "o2").await;
@@ -148,7 +148,14 @@ async fn match_load_and_finish() {
         record(&redis, "p1").as_deref(),
         Some("loading|duel|o1|5000|L1||")
     );
+}
 
+/// Goal: loading_complete twice reaches all_ready; finish_match records the game server
+/// for both players and ends the session.
+#[tokio::test]
+async fn loading_complete_then_finish_match() {
+    let (redis, _clock) = fake();
+    matched_pair(&redis).await;
     let waiting = Reply::Array(vec![bulk("waiting"), Reply::Int(1), Reply::Int(2)]);
     assert_eq!(loading_complete(&redis, "p1", "o1").await, waiting);
     assert_eq!(
