@@ -13,7 +13,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use super::commands::{self, Caller, Core, Ctx};
 use super::convert::{lua_args_to_argv, lua_to_reply, reply_to_lua, single_field, single_line};
 use super::errors::{CmdError, CmdResult};
-use super::lua_lib::{self, Lrand48, raise_reply};
+use super::lua_lib::{self, Budget, Lrand48, raise_reply};
 
 /// The chunk name Redis gives user scripts; errors read `user_script:LINE: ...`.
 const USER_SCRIPT_SOURCE: &str = "@user_script";
@@ -38,6 +38,9 @@ pub struct LuaHost {
     runner: Function,
     /// Compiled scripts by lower-case SHA1.
     compiled: BTreeMap<String, Function>,
+    /// The running script's instruction budget, so a runaway script fails instead of
+    /// hanging the simulation.
+    budget: Arc<Budget>,
 }
 
 impl LuaHost {
@@ -59,6 +62,8 @@ impl LuaHost {
         let (env, runner, redis, protected, globals): (Table, Function, Table, Table, Table) =
             prelude.call(bridge)?;
         globals.raw_set("rawset", lua_lib::guarded_rawset(&lua, protected)?)?;
+        let budget = Arc::new(Budget::default());
+        lua_lib::install_budget(&lua, &budget)?;
         Ok(Self {
             lua,
             globals,
@@ -66,7 +71,13 @@ impl LuaHost {
             env,
             runner,
             compiled: BTreeMap::new(),
+            budget,
         })
+    }
+
+    /// Changes how many VM instructions one script may run before it fails.
+    pub fn set_instruction_limit(&self, instructions: u64) {
+        self.budget.set_limit(instructions);
     }
 
     /// Whether a script with this SHA1 is compiled (SCRIPT EXISTS, EVALSHA).
@@ -124,6 +135,7 @@ impl LuaHost {
             ));
         };
         self.set_arguments(keys, args).map_err(internal)?;
+        self.budget.reset();
         let ctx = RefCell::new(Ctx { core, now_ms });
         let outcome = self.lua.scope(|scope| {
             let call = scope.create_function(|lua, values| redis_call(lua, &ctx, values, true))?;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 /// The largest value of `lrand48`, as Redis's `REDIS_LRAND48_MAX`.
 const LRAND48_MAX: u64 = 2_147_483_647;
@@ -83,6 +83,67 @@ impl Lrand48 {
         self.state.store(next, Ordering::Relaxed);
         next >> 17
     }
+}
+
+/// How many VM instructions run between two checks of a script's budget.
+const BUDGET_CHECK_INSTRUCTIONS: u32 = 1_000_000;
+/// The instructions one script may run by default (about a second of Lua): far beyond any
+/// service script, and a runaway loop fails its seed instead of hanging the simulation.
+pub const DEFAULT_SCRIPT_INSTRUCTIONS: u64 = 100_000_000;
+
+/// The instruction budget of the running script. Redis would keep running the script and
+/// answer BUSY to everyone else; a simulation is better served by an error it can report.
+#[derive(Debug)]
+pub struct Budget {
+    /// Instructions counted since the script started (in steps of the check interval).
+    spent: AtomicU64,
+    /// Instructions allowed per script.
+    limit: AtomicU64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            spent: AtomicU64::new(0),
+            limit: AtomicU64::new(DEFAULT_SCRIPT_INSTRUCTIONS),
+        }
+    }
+}
+
+impl Budget {
+    /// Starts a new script's count.
+    pub fn reset(&self) {
+        self.spent.store(0, Ordering::Relaxed);
+    }
+
+    /// Changes the instructions allowed per script.
+    pub fn set_limit(&self, instructions: u64) {
+        self.limit.store(instructions, Ordering::Relaxed);
+    }
+
+    /// Counts one check interval; the error once the budget is gone.
+    fn spend(&self) -> mlua::Result<VmState> {
+        let step = u64::from(BUDGET_CHECK_INSTRUCTIONS);
+        let spent = self
+            .spent
+            .fetch_add(step, Ordering::Relaxed)
+            .saturating_add(step);
+        let limit = self.limit.load(Ordering::Relaxed);
+        if spent > limit {
+            return Err(raise_reply(format!(
+                "ERR fake redis: script ran past its budget of {limit} instructions \
+                 (a real Redis would answer BUSY to other clients)"
+            )));
+        }
+        Ok(VmState::Continue)
+    }
+}
+
+/// Makes `lua` charge every script's instructions to `budget`.
+pub fn install_budget(lua: &Lua, budget: &Arc<Budget>) -> mlua::Result<()> {
+    let budget = Arc::clone(budget);
+    let triggers = HookTriggers::new().every_nth_instruction(BUDGET_CHECK_INSTRUCTIONS);
+    lua.set_hook(triggers, move |_, _| budget.spend())
 }
 
 /// Puts the library functions into the prelude's `bridge` table.

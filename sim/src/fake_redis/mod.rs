@@ -45,6 +45,7 @@ use rand_chacha::ChaCha8Rng;
 pub use data::{DataView, Entry, Fields, Members, Value};
 pub use faults::{FaultKind, FaultPlan};
 pub use glob::glob_match;
+pub use lua_lib::DEFAULT_SCRIPT_INSTRUCTIONS;
 pub use pubsub::{FakeSubscription, SUBSCRIBER_BUFFER_MESSAGES};
 pub use time::{ManualClock, TimeSource};
 
@@ -206,6 +207,12 @@ impl FakeRedis {
     /// How many subscriptions are live.
     pub fn live_subscriptions(&self) -> usize {
         self.lock().core.pubsub.live()
+    }
+
+    /// Changes how many Lua VM instructions one script may run before it fails with an
+    /// error (default [`DEFAULT_SCRIPT_INSTRUCTIONS`], checked every million instructions).
+    pub fn set_script_instruction_limit(&self, instructions: u64) {
+        self.lock().lua.set_instruction_limit(instructions);
     }
 
     /// Replaces the fault plan.

@@ -243,3 +243,21 @@ fn eval_evalsha_and_script() {
         "ERR unknown subcommand 'NOPE'. Try SCRIPT HELP."
     );
 }
+
+/// Goal: a runaway script fails with an error once past its instruction budget (instead
+/// of hanging the simulation), its line is named, and the next script runs normally.
+#[test]
+fn runaway_scripts_hit_the_instruction_budget() {
+    let (redis, _clock) = fake();
+    redis.set_script_instruction_limit(2_000_000);
+    let source = "local n = 0\nwhile true do n = n + 1 end";
+    let text = error_text(run(&redis, source));
+    assert!(
+        text.starts_with("ERR fake redis: script ran past its budget of 2000000"),
+        "{text}"
+    );
+    assert!(text.ends_with(&at(source, 2)), "{text}");
+    assert_eq!(run(&redis, "return 1"), Ok(Reply::Int(1)));
+    let counting = "local n = 0 for i = 1, 300000 do n = n + i end return n";
+    assert_eq!(run(&redis, counting), Ok(Reply::Int(45_000_150_000)));
+}
