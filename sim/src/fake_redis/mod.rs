@@ -9,7 +9,8 @@
 //! - `store.rs`: the [`Store`](match_server::store::Store) seam, with fault injection.
 //! - `commands/`: the command table and every data command, with Redis's replies and errors.
 //! - `data.rs`: the keyspace, expiry (`keyIsExpired`), and the read-only [`DataView`].
-//! - `lua_host.rs`, `prelude.lua`, `convert.rs`: scripting (sandbox, `redis.*`, conversions).
+//! - `lua_host.rs`, `lua_lib.rs`, `prelude.lua`, `convert.rs`: scripting (sandbox,
+//!   `redis.*`, `math.random`, conversions, the instruction budget).
 //! - `scan.rs`: SCAN-family cursors; `glob.rs`: Redis glob patterns.
 //! - `pubsub.rs`: PSUBSCRIBE / PUBLISH; `faults.rs`: the fault plan and its counters.
 //! - `time.rs`: the [`TimeSource`] seam and a [`ManualClock`] for tests.

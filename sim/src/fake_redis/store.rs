@@ -1,5 +1,6 @@
 //! The [`Store`] seam on the fake: every method becomes a plain command (or a script run)
-//! through the same code as [`FakeRedis::execute`], wrapped in fault injection.
+//! through the same code as [`FakeRedis::execute`], wrapped in fault injection. Replies
+//! reach the service as `RedisStore` hands them over (nested errors lifted).
 
 use std::time::Duration;
 
@@ -65,7 +66,8 @@ impl FakeRedis {
                 state.run_script(&script.sha1, script.source.as_bytes(), keys, args, now_ms)
             }
         }
-        .map_err(server_error);
+        .map_err(server_error)
+        .and_then(lift_nested_error);
         match decision.kind {
             Some(FaultKind::ErrorAfterEffect) => {
                 state.faults.record(FaultKind::ErrorAfterEffect);
@@ -113,6 +115,25 @@ impl State {
         if decision.drop_subscribers && self.core.pubsub.drop_all() > 0 {
             self.faults.record(FaultKind::SubscriberDrop);
         }
+    }
+}
+
+/// Makes an error element anywhere in a reply the error of the whole request, as the
+/// `redis` crate under `RedisStore` does (`Value::extract_error`), so the service meets
+/// one behaviour in production and in the simulation.
+fn lift_nested_error(reply: Reply) -> Result<Reply, StoreError> {
+    match first_error(&reply) {
+        Some(text) => Err(StoreError::Server(text.to_owned())),
+        None => Ok(reply),
+    }
+}
+
+/// The first error element of a reply, depth first.
+fn first_error(reply: &Reply) -> Option<&str> {
+    match reply {
+        Reply::Error(text) => Some(text),
+        Reply::Array(items) => items.iter().find_map(first_error),
+        _ => None,
     }
 }
 

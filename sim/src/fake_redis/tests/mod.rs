@@ -12,6 +12,7 @@ mod lua_errors;
 mod pubsub;
 mod sandbox;
 mod scripts;
+mod store_seam;
 
 use match_server::store::{Reply, StoreError};
 
