@@ -70,6 +70,28 @@ pub enum FakeRedisError {
 }
 
 /// A deterministic in-memory Redis; clones share one server.
+///
+/// Wiring it up (the simulation passes a closure reading sim time instead):
+///
+/// ```
+/// use match_server::store::Store;
+/// use match_sim::fake_redis::{FakeRedis, FaultKind, FaultPlan, ManualClock};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = ManualClock::new(0);
+/// let redis = FakeRedis::new(42, clock.clone())?;
+/// redis.set_fault_plan(FaultPlan::uniform(0.01).with(FaultKind::SlowReply, 0.05));
+///
+/// let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(redis.clone());
+/// redis.set_faults_enabled(false); // quiet period: heal everything
+/// assert!(store.set_nx_px("lock", "token", 1_000).await?);
+/// clock.advance_ms(1_001);
+/// assert!(redis.with_data(|view| view.string("lock").is_none()));
+/// println!("{:?} after {} commands", redis.fault_counts(), redis.commands_executed());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct FakeRedis {
     /// The server every clone talks to.
