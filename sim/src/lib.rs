@@ -1,3 +1,26 @@
-//! match-sim: runs the real match-server in a deterministic turmoil world.
+//! match-sim: runs the real match-server in a deterministic turmoil world, injects faults
+//! from a seed, and checks the service's invariants with an oracle.
+//!
+//! Map of the modules:
+//!
+//! - [`scenario`]: what a run does, drawn from a seed by proptest strategies.
+//! - [`world`]: the turmoil world (servers, client hosts, fakes) and the fault driver.
+//! - [`player`]: simulated players, real WebSocket clients with behaviors.
+//! - [`oracle`]: the invariants, checked during and after the run.
+//! - [`fake_redis`]: the in-memory Redis that runs the service's own Lua scripts.
+//! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
+//! - [`trace`]: the event log, canonical text and hash.
+//! - [`redis_view`]: the fake's data as the oracle reads it.
+//! - [`campaign`]: many seeds in parallel, summaries, shrinking.
+//! - [`panics`]: a panic anywhere fails the seed.
 
+pub mod campaign;
 pub mod fake_redis;
+pub mod oracle;
+pub mod panics;
+pub mod player;
+pub mod redis_view;
+pub mod scenario;
+pub mod seams;
+pub mod trace;
+pub mod world;

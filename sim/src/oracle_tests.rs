@@ -1,0 +1,401 @@
+//! Tests of the oracle itself: hand-made histories that break each invariant must be
+//! flagged, and a clean history must pass.
+
+use super::*;
+use match_server::matchmaker::entry::{Place, PlayerEntry};
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+const MODE: &str = "Normal_1v1";
+
+fn bounds() -> Bounds {
+    Bounds {
+        disconnect_grace_ms: 1_000,
+        crash_grace_ms: 5_000,
+        stale_slack_ms: 1_000,
+        tick_ms: 1,
+        lease_slack_ms: 500,
+        players_per_mode: BTreeMap::from([(MODE.to_owned(), 2)]),
+        match_bound_ms: 8_000,
+    }
+}
+
+fn entry(place: Place, lease_deadline_ms: u64) -> PlayerEntry {
+    PlayerEntry {
+        place,
+        mode: MODE.to_owned(),
+        owner: id(99),
+        lease_deadline_ms,
+    }
+}
+
+fn oracle_with_players(players: &[u128]) -> Oracle {
+    let mut oracle = Oracle::new(bounds());
+    for player in players {
+        oracle.add_player(id(*player), MODE, true);
+    }
+    oracle
+}
+
+/// A clean history: two players enqueue, load, complete and are matched.
+fn play_clean_match(oracle: &mut Oracle) {
+    let loading = id(50);
+    for player in [1, 2] {
+        let p = id(player);
+        oracle.client_event(p, 10, ClientEvent::Connected);
+        oracle.client_event(p, 11, ClientEvent::SentEnqueue);
+        oracle.client_event(p, 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+        oracle.client_event(
+            p,
+            20,
+            ClientEvent::Received(ServerMessage::StartLoading {
+                loading_session_id: loading,
+            }),
+        );
+        oracle.client_event(p, 21, ClientEvent::SentLoadingComplete(loading));
+        let found = ServerMessage::MatchFound {
+            session_id: id(60),
+            server_address: "gs:1".into(),
+        };
+        oracle.client_event(p, 30, ClientEvent::Received(found));
+    }
+}
+
+fn loading_view(players: &[u128]) -> LoadingView {
+    LoadingView {
+        mode: MODE.to_owned(),
+        state: "loading".into(),
+        deadline_ms: 10_000,
+        players: players.iter().map(|p| id(*p)).collect(),
+    }
+}
+
+/// Goal: a history where everything goes right raises nothing.
+#[test]
+fn clean_history_passes() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    play_clean_match(&mut oracle);
+    let view = RedisView {
+        now_ms: 1_000,
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        entries: BTreeMap::from([
+            (id(1), entry(Place::Loading { loading: id(50) }, 5_000)),
+            (id(2), entry(Place::Loading { loading: id(50) }, 5_000)),
+        ]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(25, &view, true);
+    oracle.check_locks(&[
+        LockEvent {
+            at_ms: 0,
+            mode: MODE.into(),
+            token: "a".into(),
+            acquired_valid_ms: Some(100),
+        },
+        LockEvent {
+            at_ms: 50,
+            mode: MODE.into(),
+            token: "a".into(),
+            acquired_valid_ms: None,
+        },
+        LockEvent {
+            at_ms: 60,
+            mode: MODE.into(),
+            token: "b".into(),
+            acquired_valid_ms: Some(100),
+        },
+    ]);
+    oracle.check_liveness(40, &RedisView::default());
+    assert_eq!(oracle.violations(), &[]);
+    assert!(oracle.checks > 0);
+}
+
+/// Goal: a player both queued and in a loading session is a duplicate.
+#[test]
+fn duplicate_is_flagged() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let view = RedisView {
+        now_ms: 1_000,
+        queues: BTreeMap::from([(MODE.to_owned(), BTreeSet::from([id(1)]))]),
+        entries: BTreeMap::from([(id(1), entry(Place::Queued, 5_000))]),
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(100, &view, false);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::OnePlace && v.detail.contains(&id(1).to_string()))
+    );
+}
+
+/// Goal: a new loading session holding a player whose lease ran out (its session died) is
+/// flagged: a dead session's player must never be matched.
+#[test]
+fn dead_session_in_new_loading_is_flagged() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let view = RedisView {
+        now_ms: 10_000,
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        entries: BTreeMap::from([
+            (id(1), entry(Place::Loading { loading: id(50) }, 2_000)),
+            (id(2), entry(Place::Loading { loading: id(50) }, 12_000)),
+        ]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(100, &view, false);
+    let ghosts: Vec<_> = oracle
+        .violations()
+        .iter()
+        .filter(|v| v.invariant == Invariant::NoGhosts)
+        .collect();
+    assert_eq!(ghosts.len(), 1, "{ghosts:?}");
+    assert!(ghosts[0].detail.contains(&id(1).to_string()));
+}
+
+/// Goal: a loading session with a player twice or the wrong count breaks invariant 3.
+#[test]
+fn bad_loading_composition_is_flagged() {
+    let mut oracle = oracle_with_players(&[1]);
+    let view = RedisView {
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 1]))]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(100, &view, false);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::LoadingComposition)
+    );
+}
+
+/// Goal: a player who left for good and shows up in a later loading session is a ghost.
+#[test]
+fn ghost_is_flagged() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 20, ClientEvent::Disconnected { for_good: true });
+    let view = RedisView {
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(20 + 5_001, &view, false);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::NoGhosts && v.detail.contains(&id(1).to_string()))
+    );
+}
+
+/// Goal: a ghost within the processing bound is not (yet) a violation.
+#[test]
+fn recent_disconnect_is_not_a_ghost() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    oracle.client_event(id(1), 10, ClientEvent::Disconnected { for_good: true });
+    let view = RedisView {
+        now_ms: 100,
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        entries: BTreeMap::from([
+            (id(1), entry(Place::Loading { loading: id(50) }, 5_000)),
+            (id(2), entry(Place::Loading { loading: id(50) }, 5_000)),
+        ]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(100, &view, false);
+    assert_eq!(oracle.violations(), &[]);
+}
+
+/// Goal: a connected, waiting player that Redis has nowhere is lost.
+#[test]
+fn lost_player_is_flagged() {
+    let mut oracle = oracle_with_players(&[1]);
+    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
+    oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+    oracle.check_liveness(
+        20_000,
+        &RedisView {
+            now_ms: 100,
+            ..RedisView::default()
+        },
+    );
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::NoOneLost)
+    );
+}
+
+/// Goal: enough cooperative players waiting too long break the match bound.
+#[test]
+fn stuck_queue_is_flagged() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let mut queue = BTreeSet::new();
+    let mut entries = BTreeMap::new();
+    for player in [1, 2] {
+        oracle.client_event(id(player), 10, ClientEvent::Connected);
+        oracle.client_event(id(player), 11, ClientEvent::SentEnqueue);
+        oracle.client_event(
+            id(player),
+            12,
+            ClientEvent::Received(ServerMessage::Enqueued {}),
+        );
+        queue.insert(id(player));
+        entries.insert(id(player), entry(Place::Queued, 50_000));
+    }
+    let view = RedisView {
+        now_ms: 100,
+        queues: BTreeMap::from([(MODE.to_owned(), queue)]),
+        entries,
+        ..RedisView::default()
+    };
+    oracle.check_liveness(20_000, &view);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::MatchInTime)
+    );
+    assert!(
+        !oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::NoOneLost)
+    );
+}
+
+/// Goal: each illegal message sequence is flagged: two enqueued for one burst, a second
+/// start_loading for one session, match_found without loading, a requeue error while idle.
+#[test]
+fn illegal_sequences_are_flagged() {
+    let cases: Vec<(&str, Vec<ClientEvent>)> = vec![
+        (
+            "double enqueued",
+            vec![
+                ClientEvent::SentEnqueue,
+                ClientEvent::SentEnqueue,
+                ClientEvent::Received(ServerMessage::Enqueued {}),
+                ClientEvent::Received(ServerMessage::Enqueued {}),
+            ],
+        ),
+        (
+            "second start_loading",
+            vec![
+                ClientEvent::SentEnqueue,
+                ClientEvent::Received(ServerMessage::Enqueued {}),
+                ClientEvent::Received(ServerMessage::StartLoading {
+                    loading_session_id: id(50),
+                }),
+                ClientEvent::Received(ServerMessage::StartLoading {
+                    loading_session_id: id(50),
+                }),
+            ],
+        ),
+        (
+            "match_found without loading",
+            vec![
+                ClientEvent::SentEnqueue,
+                ClientEvent::Received(ServerMessage::Enqueued {}),
+                ClientEvent::Received(ServerMessage::MatchFound {
+                    session_id: id(60),
+                    server_address: "a:1".into(),
+                }),
+            ],
+        ),
+        (
+            "requeue error while idle",
+            vec![ClientEvent::Received(ServerMessage::error(
+                ErrorCode::LoadingTimeout,
+            ))],
+        ),
+        (
+            "enqueued never asked for",
+            vec![ClientEvent::Received(ServerMessage::Enqueued {})],
+        ),
+    ];
+    for (name, events) in cases {
+        let mut oracle = oracle_with_players(&[1]);
+        oracle.client_event(id(1), 1, ClientEvent::Connected);
+        for (at, event) in events.into_iter().enumerate() {
+            oracle.client_event(id(1), 2 + at as u64, event);
+        }
+        assert!(
+            oracle
+                .violations()
+                .iter()
+                .any(|v| v.invariant == Invariant::LegalMessages),
+            "{name} was not flagged"
+        );
+    }
+}
+
+/// Goal: a second holder taking a lock while the first still holds it is flagged.
+#[test]
+fn double_lock_holder_is_flagged() {
+    let mut oracle = oracle_with_players(&[]);
+    oracle.check_locks(&[
+        LockEvent {
+            at_ms: 0,
+            mode: MODE.into(),
+            token: "a".into(),
+            acquired_valid_ms: Some(1_000),
+        },
+        LockEvent {
+            at_ms: 500,
+            mode: MODE.into(),
+            token: "b".into(),
+            acquired_valid_ms: Some(1_000),
+        },
+    ]);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::LockExclusive)
+    );
+}
+
+/// Goal: a lock taken after the previous holder's TTL ran out is legitimate.
+#[test]
+fn lock_after_expiry_passes() {
+    let mut oracle = oracle_with_players(&[]);
+    oracle.check_locks(&[
+        LockEvent {
+            at_ms: 0,
+            mode: MODE.into(),
+            token: "a".into(),
+            acquired_valid_ms: Some(1_000),
+        },
+        LockEvent {
+            at_ms: 1_001,
+            mode: MODE.into(),
+            token: "b".into(),
+            acquired_valid_ms: Some(1_000),
+        },
+    ]);
+    assert_eq!(oracle.violations(), &[]);
+}
+
+/// Goal: a loading session past its deadline, once settled, is stale state.
+#[test]
+fn stale_loading_is_flagged() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let view = RedisView {
+        now_ms: 20_000,
+        loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
+        ..RedisView::default()
+    };
+    oracle.check_redis(100, &view, true);
+    assert!(
+        oracle
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::NoStaleState)
+    );
+}

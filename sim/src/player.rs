@@ -1,0 +1,495 @@
+//! Simulated players: real WebSocket clients over turmoil TCP, each following a
+//! [`Behavior`], recording what it sends and receives for the oracle and the trace.
+//!
+//! Every player behaves like a real client on top of its behavior: when its connection is
+//! lost it reconnects (to another server) and enqueues again; when the service is briefly
+//! unavailable it retries. Disruptive actions happen only before the world heals.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use match_server::protocol::{ErrorCode, ServerMessage};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::oracle::{ClientEvent, Oracle};
+use crate::scenario::{Behavior, PlayerPlan};
+use crate::seams::{sim_elapsed_ms, uuid_from};
+use crate::trace::{Source, TraceLog};
+
+/// The port every server instance listens on.
+pub const SERVER_PORT: u16 = 8080;
+
+/// Percent of players who give up instead of reconnecting when the connection breaks.
+const QUIT_PERCENT: u32 = 30;
+
+/// A client that hears nothing (not even a ping) for this long treats the connection as dead,
+/// as real clients do; the server pings every few seconds.
+const SILENCE_LIMIT_MS: u64 = 12_000;
+
+/// Everything one player needs.
+pub struct Player {
+    /// Index in the scenario (for logs).
+    pub index: usize,
+    /// The player id, stable across reconnects.
+    pub id: Uuid,
+    /// What the scenario asks of it.
+    pub plan: PlayerPlan,
+    /// The client host it runs on.
+    pub host: String,
+    /// Server host names.
+    pub servers: Vec<String>,
+    /// Its game mode.
+    pub mode: String,
+    /// When the world heals: no disruptive action after this (sim ms).
+    pub heal_at_ms: u64,
+    /// The run's trace.
+    pub log: TraceLog,
+    /// The run's oracle.
+    pub oracle: Rc<RefCell<Oracle>>,
+    /// The player's own randomness.
+    pub rng: ChaCha8Rng,
+}
+
+/// Something the player will do at a scheduled time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Action {
+    /// Send `enqueue`, `burst` times in one write.
+    Enqueue { burst: u8 },
+    /// Send `loading_complete`: `times` times, after one for a wrong session if asked.
+    Complete {
+        loading: Uuid,
+        times: u8,
+        wrong_first: bool,
+    },
+    /// Close the connection; come back after `reconnect_after_ms` unless `for_good`.
+    Disconnect {
+        for_good: bool,
+        reconnect_after_ms: u64,
+    },
+    /// Send malformed frames, then enqueue.
+    Garbage,
+}
+
+/// How one connection ended.
+enum Ending {
+    /// The player left for good.
+    ForGood,
+    /// Come back after this long.
+    Reconnect(u64),
+}
+
+/// What the player believes, to decide its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Idle,
+    Waiting,
+    Loading(Uuid),
+}
+
+type Ws = WebSocketStream<turmoil::net::TcpStream>;
+
+impl Player {
+    fn note(&self, text: String) {
+        self.log.note(
+            &self.host,
+            Source::Client,
+            format!("P{} {text}", self.index),
+        );
+    }
+
+    fn observe(&self, event: ClientEvent) {
+        self.oracle
+            .borrow_mut()
+            .client_event(self.id, sim_elapsed_ms(), event);
+    }
+
+    fn before_heal(&self) -> bool {
+        sim_elapsed_ms() < self.heal_at_ms
+    }
+
+    /// Plays until the run stops: connect, play, reconnect when the connection is lost.
+    pub async fn run(mut self) {
+        tokio::time::sleep(Duration::from_millis(u64::from(self.plan.start_ms))).await;
+        let mut rounds_left = self.plan.rounds;
+        let mut first = true;
+        let mut server = usize::from(self.plan.server) % self.servers.len().max(1);
+        loop {
+            let Some(ws) = self.connect(server).await else {
+                server = (server + 1) % self.servers.len().max(1);
+                let backoff = self.rng.random_range(200..800);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                continue;
+            };
+            match self.play(ws, first, &mut rounds_left).await {
+                Ending::ForGood => {
+                    self.observe(ClientEvent::Disconnected { for_good: true });
+                    self.note("leaves for good".into());
+                    return;
+                }
+                Ending::Reconnect(after_ms) => {
+                    // Some players give up when their connection breaks during the faults;
+                    // their entries must then die with their lease, never be matched.
+                    if self.before_heal() && self.rng.random_range(0..100) < QUIT_PERCENT {
+                        self.observe(ClientEvent::Disconnected { for_good: true });
+                        self.note("gives up after losing the connection".into());
+                        return;
+                    }
+                    self.observe(ClientEvent::Disconnected { for_good: false });
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                }
+            }
+            first = false;
+            server = self.rng.random_range(0..self.servers.len().max(1));
+        }
+    }
+
+    async fn connect(&mut self, server: usize) -> Option<Ws> {
+        let host = self.servers.get(server)?.clone();
+        let connect = async {
+            let stream = turmoil::net::TcpStream::connect((host.as_str(), SERVER_PORT))
+                .await
+                .ok()?;
+            let url = format!("ws://{host}:{SERVER_PORT}/ws");
+            tokio_tungstenite::client_async(url, stream)
+                .await
+                .ok()
+                .map(|(ws, _)| ws)
+        };
+        let ws = tokio::time::timeout(Duration::from_secs(2), connect)
+            .await
+            .ok()
+            .flatten();
+        match &ws {
+            Some(_) => {
+                self.note(format!("connected to {host}"));
+                self.observe(ClientEvent::Connected);
+            }
+            None => self.note(format!("cannot connect to {host}")),
+        }
+        ws
+    }
+
+    /// The actions to start a connection with.
+    fn opening(&mut self, first: bool, rounds_left: u8) -> Vec<(Instant, Action)> {
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        let behavior = self.plan.behavior;
+        let action_at = now + Duration::from_millis(u64::from(self.plan.action_ms));
+        if first && behavior == Behavior::Garbage {
+            actions.push((now, Action::Garbage));
+        } else if rounds_left > 0 {
+            let burst = if first && behavior == Behavior::EnqueueBurst {
+                2 + (self.plan.action_ms % 2) as u8
+            } else {
+                1
+            };
+            actions.push((now, Action::Enqueue { burst }));
+        }
+        if first && self.before_heal() {
+            match behavior {
+                Behavior::EnqueueThenDisconnect => {
+                    actions.push((
+                        action_at,
+                        Action::Disconnect {
+                            for_good: true,
+                            reconnect_after_ms: 0,
+                        },
+                    ));
+                }
+                Behavior::Reconnect => {
+                    let after = 200 + u64::from(self.plan.action_ms % 800);
+                    actions.push((
+                        action_at,
+                        Action::Disconnect {
+                            for_good: false,
+                            reconnect_after_ms: after,
+                        },
+                    ));
+                }
+                _ => {}
+            }
+        }
+        actions
+    }
+
+    /// Plays on one connection until it ends.
+    async fn play(&mut self, mut ws: Ws, first: bool, rounds_left: &mut u8) -> Ending {
+        let mut actions = self.opening(first, *rounds_left);
+        let mut view = View::Idle;
+        let mut last_heard = Instant::now();
+        loop {
+            actions.sort_by_key(|(at, _)| *at);
+            let next_at = actions.first().map(|(at, _)| *at);
+            let silence_at = last_heard + Duration::from_millis(SILENCE_LIMIT_MS);
+            let wake = tokio::select! {
+                biased;
+                frame = ws.next() => Some(frame),
+                () = sleep_until(next_at) => None,
+                () = tokio::time::sleep_until(silence_at) => {
+                    self.note("hears nothing from the server; reconnects".into());
+                    return Ending::Reconnect(self.rng.random_range(300..800));
+                }
+            };
+            if matches!(wake, Some(Some(Ok(_)))) {
+                last_heard = Instant::now();
+            }
+            match wake {
+                Some(Some(Ok(Message::Text(text)))) => {
+                    let Ok(message) = serde_json::from_str::<ServerMessage>(text.as_str()) else {
+                        continue;
+                    };
+                    self.note(format!("<- {}", describe(&message)));
+                    self.observe(ClientEvent::Received(message.clone()));
+                    self.react(&message, &mut view, &mut actions, rounds_left);
+                }
+                Some(Some(Ok(Message::Close(frame)))) => {
+                    let code = frame.map(|f| u16::from(f.code)).unwrap_or(0);
+                    self.note(format!("closed by server (code {code})"));
+                    return Ending::Reconnect(self.rng.random_range(300..800));
+                }
+                Some(Some(Ok(_))) => {}
+                Some(Some(Err(_)) | None) => {
+                    self.note("connection lost".into());
+                    return Ending::Reconnect(self.rng.random_range(300..800));
+                }
+                None => {
+                    if actions.is_empty() {
+                        continue;
+                    }
+                    let (_, action) = actions.remove(0);
+                    if let Some(ending) = self.act(&mut ws, action, &mut actions).await {
+                        return ending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows a server frame: schedules loading completion, retries, next rounds.
+    fn react(
+        &mut self,
+        message: &ServerMessage,
+        view: &mut View,
+        actions: &mut Vec<(Instant, Action)>,
+        rounds_left: &mut u8,
+    ) {
+        let now = Instant::now();
+        let behavior = self.plan.behavior;
+        match message {
+            ServerMessage::Enqueued {} => *view = View::Waiting,
+            ServerMessage::StartLoading { loading_session_id } => {
+                *view = View::Loading(*loading_session_id);
+                let loading_after = Duration::from_millis(u64::from(self.plan.loading_ms));
+                if behavior == Behavior::DisconnectDuringLoading && self.before_heal() {
+                    let at = now
+                        + Duration::from_millis(u64::from(
+                            self.plan.action_ms % (self.plan.loading_ms + 1),
+                        ));
+                    actions.push((
+                        at,
+                        Action::Disconnect {
+                            for_good: true,
+                            reconnect_after_ms: 0,
+                        },
+                    ));
+                } else if behavior != Behavior::NeverCompletes {
+                    let times = if behavior == Behavior::CompletesTwice {
+                        2
+                    } else {
+                        1
+                    };
+                    let wrong_first = behavior == Behavior::WrongSession;
+                    actions.push((
+                        now + loading_after,
+                        Action::Complete {
+                            loading: *loading_session_id,
+                            times,
+                            wrong_first,
+                        },
+                    ));
+                }
+            }
+            ServerMessage::MatchFound { .. } => {
+                *view = View::Idle;
+                *rounds_left = rounds_left.saturating_sub(1);
+                if *rounds_left > 0 {
+                    actions.push((
+                        now + Duration::from_millis(300),
+                        Action::Enqueue { burst: 1 },
+                    ));
+                }
+            }
+            ServerMessage::Dequeued {} => *view = View::Idle,
+            ServerMessage::Error { code, .. } => {
+                self.react_error(*code, view, actions, *rounds_left)
+            }
+        }
+    }
+
+    fn react_error(
+        &mut self,
+        code: ErrorCode,
+        view: &mut View,
+        actions: &mut Vec<(Instant, Action)>,
+        rounds_left: u8,
+    ) {
+        let retry_at = Instant::now() + Duration::from_millis(self.rng.random_range(200..700));
+        match code {
+            ErrorCode::LoadingCancelled
+            | ErrorCode::LoadingTimeout
+            | ErrorCode::NoServerAvailable
+            | ErrorCode::AllocationFailed
+            | ErrorCode::AllocationTimeout => {
+                *view = View::Waiting;
+                actions.retain(|(_, action)| !matches!(action, Action::Complete { .. }));
+            }
+            ErrorCode::ServiceUnavailable => match *view {
+                View::Loading(loading) => {
+                    actions.push((
+                        retry_at,
+                        Action::Complete {
+                            loading,
+                            times: 1,
+                            wrong_first: false,
+                        },
+                    ));
+                }
+                View::Idle | View::Waiting => {
+                    *view = View::Idle;
+                    if rounds_left > 0 && !has_enqueue(actions) {
+                        actions.push((retry_at, Action::Enqueue { burst: 1 }));
+                    }
+                }
+            },
+            ErrorCode::PlayerBusy | ErrorCode::QueueFull => {
+                *view = View::Idle;
+                if rounds_left > 0 && !has_enqueue(actions) {
+                    actions.push((retry_at, Action::Enqueue { burst: 1 }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Performs one scheduled action; `Some` when the connection ends.
+    async fn act(
+        &mut self,
+        ws: &mut Ws,
+        action: Action,
+        actions: &mut Vec<(Instant, Action)>,
+    ) -> Option<Ending> {
+        match action {
+            Action::Enqueue { burst } => {
+                let frame = format!(
+                    r#"{{"type":"enqueue","player_id":"{}","game_mode":"{}"}}"#,
+                    self.id, self.mode
+                );
+                self.note(format!("-> enqueue x{burst}"));
+                for _ in 0..burst {
+                    self.observe(ClientEvent::SentEnqueue);
+                    let _ = ws.feed(Message::Text(frame.clone().into())).await;
+                }
+                let _ = ws.flush().await;
+            }
+            Action::Complete {
+                loading,
+                times,
+                wrong_first,
+            } => {
+                if wrong_first {
+                    let other = uuid_from(&mut self.rng);
+                    self.send_text(
+                        ws,
+                        format!(r#"{{"type":"loading_complete","loading_session_id":"{other}"}}"#),
+                    )
+                    .await;
+                }
+                for _ in 0..times {
+                    self.observe(ClientEvent::SentLoadingComplete(loading));
+                    self.note(format!("-> loading_complete {loading}"));
+                    let frame = format!(
+                        r#"{{"type":"loading_complete","loading_session_id":"{loading}"}}"#
+                    );
+                    let _ = ws.send(Message::Text(frame.into())).await;
+                }
+            }
+            Action::Disconnect {
+                for_good,
+                reconnect_after_ms,
+            } => {
+                self.note(if for_good {
+                    "disconnects".into()
+                } else {
+                    "disconnects to reconnect".into()
+                });
+                let _ = ws.close(None).await;
+                return Some(if for_good {
+                    Ending::ForGood
+                } else {
+                    Ending::Reconnect(reconnect_after_ms)
+                });
+            }
+            Action::Garbage => {
+                for frame in [
+                    "{not json".to_owned(),
+                    r#"{"type":"fly"}"#.to_owned(),
+                    r#"{"type":"enqueue","player_id":"nope","game_mode":"Normal_1v1"}"#.to_owned(),
+                    format!(
+                        r#"{{"type":"enqueue","player_id":"{}","game_mode":"NoSuchMode"}}"#,
+                        self.id
+                    ),
+                ] {
+                    if frame.contains("\"enqueue\"") {
+                        self.observe(ClientEvent::SentEnqueue);
+                    }
+                    self.send_text(ws, frame).await;
+                }
+                let _ = ws.send(Message::Binary(vec![0u8, 1, 2].into())).await;
+                actions.push((Instant::now(), Action::Enqueue { burst: 1 }));
+            }
+        }
+        None
+    }
+
+    async fn send_text(&self, ws: &mut Ws, frame: String) {
+        self.note(format!("-> {frame}"));
+        let _ = ws.send(Message::Text(frame.into())).await;
+    }
+}
+
+fn has_enqueue(actions: &[(Instant, Action)]) -> bool {
+    actions
+        .iter()
+        .any(|(_, action)| matches!(action, Action::Enqueue { .. }))
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A short rendering of a server frame for the trace.
+pub fn describe(message: &ServerMessage) -> String {
+    match message {
+        ServerMessage::Enqueued {} => "enqueued".into(),
+        ServerMessage::Dequeued {} => "dequeued".into(),
+        ServerMessage::StartLoading { loading_session_id } => {
+            format!("start_loading {loading_session_id}")
+        }
+        ServerMessage::MatchFound {
+            session_id,
+            server_address,
+        } => format!("match_found {session_id} at {server_address}"),
+        ServerMessage::Error { code, .. } => format!("error {}", code.as_str()),
+    }
+}

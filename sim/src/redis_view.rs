@@ -1,0 +1,112 @@
+//! Reads the fake Redis into the oracle's [`RedisView`], and lock events out of the trace.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use match_server::matchmaker::entry::PlayerEntry;
+use uuid::Uuid;
+
+use crate::fake_redis::{FakeRedis, Value};
+use crate::oracle::{LoadingView, LockEvent, RedisView};
+use crate::trace::TraceEvent;
+
+/// The matchmaking data under `prefix` as the oracle needs it.
+pub fn from_fake(fake: &FakeRedis, prefix: &str) -> RedisView {
+    let now_ms = fake.now_ms();
+    let mut view = RedisView {
+        now_ms,
+        ..RedisView::default()
+    };
+    for (key, entry) in fake.dump() {
+        let Ok(key) = String::from_utf8(key) else {
+            continue;
+        };
+        let Some(rest) = key
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix(':'))
+        else {
+            continue;
+        };
+        match (rest.split_once(':'), &entry.value) {
+            (Some(("queue", mode)), Value::Set(members)) => {
+                let players: BTreeSet<Uuid> =
+                    members.iter().filter_map(|m| parse_uuid(m)).collect();
+                view.queues.insert(mode.to_owned(), players);
+            }
+            (Some(("loading", id)), Value::Hash(fields)) => {
+                if let Ok(id) = Uuid::parse_str(id) {
+                    view.loadings.insert(id, loading(fields));
+                }
+            }
+            (Some(("lock", mode)), Value::String(_)) => {
+                let ttl = entry.expires_at_ms.map(|at| at.saturating_sub(now_ms));
+                view.locks.insert(mode.to_owned(), ttl);
+            }
+            (None, Value::Hash(fields)) if rest == "players" => {
+                for (player, raw) in fields {
+                    if let (Some(player), Some(decoded)) =
+                        (parse_uuid(player), PlayerEntry::decode(raw))
+                    {
+                        view.entries.insert(player, decoded);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    view
+}
+
+fn parse_uuid(bytes: &[u8]) -> Option<Uuid> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| Uuid::parse_str(text).ok())
+}
+
+fn loading(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingView {
+    let text = |name: &str| {
+        fields
+            .get(name.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    LoadingView {
+        mode: text("mode"),
+        state: text("state"),
+        deadline_ms: text("deadline_ms").parse().unwrap_or(0),
+        players: text("players")
+            .split(',')
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect(),
+    }
+}
+
+/// The service's `lock acquired` / `lock releasing` events, in order.
+pub fn lock_events(trace: &[TraceEvent]) -> Vec<LockEvent> {
+    trace
+        .iter()
+        .filter_map(|event| {
+            let acquired = event.text.contains("lock acquired");
+            if !acquired && !event.text.contains("lock releasing") {
+                return None;
+            }
+            let field = |name: &str| {
+                event
+                    .text
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            let ttl = if acquired {
+                Some(field("valid_ms=")?.parse().ok()?)
+            } else {
+                None
+            };
+            Some(LockEvent {
+                at_ms: event.at_ms,
+                mode: field("mode=")?,
+                token: field("token=")?,
+                acquired_valid_ms: ttl,
+            })
+        })
+        .collect()
+}
