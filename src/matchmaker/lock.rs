@@ -46,13 +46,24 @@ impl Matchmaker {
         let ttl_ms = self.settings.timing.lock_ttl_ms;
         let validity_ms = ttl_ms - ttl_ms * LOCK_SAFETY_MARGIN_PERCENT / 100;
         let sent = Instant::now();
-        let acquired = self.deps.store.set_nx_px(&key, &token.to_string(), ttl_ms).await;
+        let acquired = self
+            .deps
+            .store
+            .set_nx_px(&key, &token.to_string(), ttl_ms)
+            .await;
         let valid_until = sent + Duration::from_millis(validity_ms);
         match acquired {
             Ok(true) => {
-                let valid_ms = valid_until.saturating_duration_since(Instant::now()).as_millis();
+                let valid_ms = valid_until
+                    .saturating_duration_since(Instant::now())
+                    .as_millis();
                 tracing::debug!(mode, %token, valid_ms, "lock acquired");
-                Some(LockGuard { key, token, mode: mode.to_owned(), valid_until })
+                Some(LockGuard {
+                    key,
+                    token,
+                    mode: mode.to_owned(),
+                    valid_until,
+                })
             }
             Ok(false) => {
                 self.metrics.incr(Family::LockContention, mode);

@@ -1,0 +1,2 @@
+//! The `match-loadgen` binary (being built).
+fn main() {}
