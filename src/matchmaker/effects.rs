@@ -54,8 +54,8 @@ impl Matchmaker {
     ) -> Result<EnqueueReply, EffectError> {
         let now_ms = self.now_ms("enqueue")?;
         let lease_ms = now_ms.saturating_add(self.settings.timing.lease_ttl_ms);
-        let keys = [self.keys.queue(mode), self.keys.players()];
-        let args = [
+        let mut keys = vec![self.keys.queue(mode), self.keys.players()];
+        let mut args = vec![
             player.to_string(),
             owner.to_string(),
             mode.to_owned(),
@@ -63,6 +63,10 @@ impl Matchmaker {
             lease_ms.to_string(),
             self.settings.limits.max_queue_len.to_string(),
         ];
+        for other in &self.settings.modes {
+            keys.push(self.keys.queue(&other.name));
+            args.push(other.name.clone());
+        }
         let reply =
             self.eval_with_retry(&SCRIPTS.enqueue, &keys, &args, |reply: &Reply| {
                 match parse_enqueue(reply)? {
