@@ -10,7 +10,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// Every kind of fault the fake can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Fail with `StoreError::Unavailable` before the command has any effect.
     ErrorBeforeEffect,
@@ -152,9 +155,64 @@ pub struct Decision {
     pub drop_subscribers: bool,
 }
 
+/// One fault aimed at one request: the `occurrence`-th (from 1) call of `target`, a script
+/// name (`try_match`) or a command name (`SET`, `PUBLISH`), counting only calls whose reply
+/// starts with `reply_tag` when one is given. Named scenarios use these to hit exactly the
+/// moment they are about.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduledFault {
+    /// Script or command name.
+    pub target: String,
+    /// Which call of it, counting from 1.
+    pub occurrence: u32,
+    /// Count only calls whose reply is an array starting with this text (e.g. `matched`);
+    /// such a fault strikes after the effect, so `error_before_effect` cannot use it.
+    #[serde(default)]
+    pub reply_tag: Option<String>,
+    /// For `truncated_reply`: how many elements to keep; for `garbled_element`: which
+    /// element to garble. Random when absent.
+    #[serde(default)]
+    pub element: Option<usize>,
+    /// What to inject.
+    pub kind: FaultKind,
+}
+
+impl ScheduledFault {
+    /// A fault on the `occurrence`-th call of `target`.
+    pub fn on_call(target: &str, occurrence: u32, kind: FaultKind) -> Self {
+        Self {
+            target: target.to_owned(),
+            occurrence,
+            reply_tag: None,
+            element: None,
+            kind,
+        }
+    }
+
+    /// A fault on the `occurrence`-th call of `target` that replies `reply_tag`.
+    pub fn on_reply(target: &str, reply_tag: &str, occurrence: u32, kind: FaultKind) -> Self {
+        Self {
+            reply_tag: Some(reply_tag.to_owned()),
+            ..Self::on_call(target, occurrence, kind)
+        }
+    }
+
+    /// The same fault aimed at one element of the reply.
+    pub fn at_element(self, element: usize) -> Self {
+        Self {
+            element: Some(element),
+            ..self
+        }
+    }
+}
+
 /// The fault plan in force, its own RNG stream, and what was injected.
 #[derive(Debug)]
 pub struct FaultState {
+    /// Faults aimed at particular requests.
+    scheduled: Vec<ScheduledFault>,
+    /// Calls seen so far per target, for the scheduled faults.
+    calls: BTreeMap<String, u32>,
     /// What to inject.
     plan: FaultPlan,
     /// Off during the simulation's quiet period.
@@ -169,6 +227,8 @@ impl FaultState {
     /// No faults planned yet, enabled, drawing from `rng`.
     pub fn new(rng: ChaCha8Rng) -> Self {
         Self {
+            scheduled: Vec::new(),
+            calls: BTreeMap::new(),
             plan: FaultPlan::default(),
             enabled: true,
             rng,
@@ -179,6 +239,43 @@ impl FaultState {
     /// Replaces the plan.
     pub fn set_plan(&mut self, plan: FaultPlan) {
         self.plan = plan;
+    }
+
+    /// Adds a fault aimed at one request.
+    pub fn schedule(&mut self, fault: ScheduledFault) {
+        self.scheduled.push(fault);
+    }
+
+    /// Counts a call of `target` and returns the fault scheduled for it before its effect,
+    /// if any (also while random injection is disabled: an aimed fault is part of the
+    /// scenario itself).
+    pub fn scheduled_for(&mut self, target: &str) -> Option<ScheduledFault> {
+        self.count_and_find(target.to_owned(), None)
+    }
+
+    /// Counts a reply of `target` tagged `tag` and returns the fault scheduled for it.
+    pub fn scheduled_for_reply(&mut self, target: &str, reply: &Reply) -> Option<ScheduledFault> {
+        let Reply::Array(items) = reply else {
+            return None;
+        };
+        let tag = items.first().and_then(Reply::as_text)?;
+        self.count_and_find(format!("{target}\u{0}{tag}"), Some(tag))
+    }
+
+    fn count_and_find(&mut self, counter: String, tag: Option<&str>) -> Option<ScheduledFault> {
+        if self.scheduled.is_empty() {
+            return None;
+        }
+        let target = counter.split('\u{0}').next().unwrap_or_default().to_owned();
+        let count = self.calls.entry(counter).or_insert(0);
+        *count += 1;
+        let occurrence = *count;
+        self.scheduled
+            .iter()
+            .find(|f| {
+                f.target == target && f.occurrence == occurrence && f.reply_tag.as_deref() == tag
+            })
+            .cloned()
     }
 
     /// Turns injection on or off (decisions are not even drawn while off).
@@ -239,18 +336,18 @@ impl FaultState {
 
     /// Applies a reply fault to `reply`; false (and nothing changed) when the reply has no
     /// array to corrupt.
-    pub fn corrupt(&mut self, kind: FaultKind, reply: &mut Reply) -> bool {
+    pub fn corrupt(&mut self, kind: FaultKind, reply: &mut Reply, element: Option<usize>) -> bool {
         let Reply::Array(items) = reply else {
             return false;
         };
         match kind {
             FaultKind::TruncatedReply if !items.is_empty() => {
-                let keep = self.rng.random_range(0..items.len());
+                let keep = element.unwrap_or_else(|| self.rng.random_range(0..items.len()));
                 items.truncate(keep);
                 true
             }
             FaultKind::GarbledElement if !items.is_empty() => {
-                let at = self.rng.random_range(0..items.len());
+                let at = element.unwrap_or_else(|| self.rng.random_range(0..items.len()));
                 let junk = self.junk(false);
                 items.get_mut(at).map(|item| *item = junk).is_some()
             }

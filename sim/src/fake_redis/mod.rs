@@ -44,7 +44,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use data::{DataView, Entry, Fields, Members, Value};
-pub use faults::{FaultKind, FaultPlan};
+pub use faults::{FaultKind, FaultPlan, ScheduledFault};
 pub use glob::glob_match;
 pub use lua_lib::DEFAULT_SCRIPT_INSTRUCTIONS;
 pub use pubsub::{FakeSubscription, SUBSCRIBER_BUFFER_MESSAGES};
@@ -241,6 +241,11 @@ impl FakeRedis {
     /// Replaces the fault plan.
     pub fn set_fault_plan(&self, plan: FaultPlan) {
         self.lock().faults.set_plan(plan);
+    }
+
+    /// Aims one fault at one request (the n-th call of a script or command).
+    pub fn schedule_fault(&self, fault: ScheduledFault) {
+        self.lock().faults.schedule(fault);
     }
 
     /// Turns fault injection on or off (off for the simulation's quiet period).

@@ -26,6 +26,19 @@ enum Request<'a> {
     },
 }
 
+impl Request<'_> {
+    /// The name scheduled faults aim at: the script's name, or the command's.
+    fn target(&self) -> String {
+        match self {
+            Self::Command(args) => args
+                .first()
+                .map(|name| String::from_utf8_lossy(name).to_ascii_uppercase())
+                .unwrap_or_default(),
+            Self::Script { script, .. } => script.name.to_owned(),
+        }
+    }
+}
+
 /// The text of an injected connection failure.
 fn injected(kind: FaultKind) -> StoreError {
     StoreError::Unavailable(format!("injected fault: {}", kind.name()))
@@ -52,15 +65,28 @@ impl FakeRedis {
         let now_ms = self.now_ms();
         let mut state = self.lock();
         state.commands_executed += 1;
-        let decision = state
-            .faults
-            .decide(matches!(request, Request::Script { .. }));
+        let target = request.target();
+        let scheduled = state.faults.scheduled_for(&target);
+        let mut element = scheduled.as_ref().and_then(|fault| fault.element);
+        let mut decision = match scheduled.map(|fault| fault.kind) {
+            Some(FaultKind::SubscriberDrop) => Decision {
+                kind: None,
+                drop_subscribers: true,
+            },
+            Some(kind) => Decision {
+                kind: Some(kind),
+                drop_subscribers: false,
+            },
+            None => state
+                .faults
+                .decide(matches!(request, Request::Script { .. })),
+        };
         state.apply_subscriber_drop(decision);
         if decision.kind == Some(FaultKind::ErrorBeforeEffect) {
             state.faults.record(FaultKind::ErrorBeforeEffect);
             return (Err(injected(FaultKind::ErrorBeforeEffect)), None);
         }
-        let mut result = match request {
+        let result = match request {
             Request::Command(args) => state.execute(args, now_ms),
             Request::Script { script, keys, args } => {
                 state.run_script(&script.sha1, script.source.as_bytes(), keys, args, now_ms)
@@ -68,25 +94,13 @@ impl FakeRedis {
         }
         .map_err(server_error)
         .and_then(lift_nested_error);
-        match decision.kind {
-            Some(FaultKind::ErrorAfterEffect) => {
-                state.faults.record(FaultKind::ErrorAfterEffect);
-                (Err(injected(FaultKind::ErrorAfterEffect)), None)
-            }
-            Some(FaultKind::SlowReply) => {
-                state.faults.record(FaultKind::SlowReply);
-                (result, Some(state.faults.slow_delay()))
-            }
-            Some(kind) if kind.is_reply_fault() => {
-                if let Ok(reply) = &mut result {
-                    if state.faults.corrupt(kind, reply) {
-                        state.faults.record(kind);
-                    }
-                }
-                (result, None)
-            }
-            _ => (result, None),
+        if let Ok(reply) = &result
+            && let Some(fault) = state.faults.scheduled_for_reply(&target, reply)
+        {
+            decision.kind = Some(fault.kind);
+            element = fault.element;
         }
+        state.strike(decision.kind, element, result)
     }
 
     /// Runs a request and expects a bulk string or nil.
@@ -110,6 +124,34 @@ impl FakeRedis {
 }
 
 impl State {
+    /// Applies the fault decided for a request whose effect already happened.
+    fn strike(
+        &mut self,
+        kind: Option<FaultKind>,
+        element: Option<usize>,
+        mut result: Result<Reply, StoreError>,
+    ) -> (Result<Reply, StoreError>, Option<Duration>) {
+        match kind {
+            Some(FaultKind::ErrorAfterEffect) => {
+                self.faults.record(FaultKind::ErrorAfterEffect);
+                (Err(injected(FaultKind::ErrorAfterEffect)), None)
+            }
+            Some(FaultKind::SlowReply) => {
+                self.faults.record(FaultKind::SlowReply);
+                (result, Some(self.faults.slow_delay()))
+            }
+            Some(kind) if kind.is_reply_fault() => {
+                if let Ok(reply) = &mut result
+                    && self.faults.corrupt(kind, reply, element)
+                {
+                    self.faults.record(kind);
+                }
+                (result, None)
+            }
+            _ => (result, None),
+        }
+    }
+
     /// Drops live subscriptions when the decision says so, counting it only if any ended.
     fn apply_subscriber_drop(&mut self, decision: Decision) {
         if decision.drop_subscribers && self.core.pubsub.drop_all() > 0 {

@@ -7,7 +7,7 @@ use match_server::scripts::Script;
 use match_server::store::{Reply, Store, StoreError, Subscription};
 
 use super::*;
-use crate::fake_redis::{FakeRedis, FaultKind, FaultPlan};
+use crate::fake_redis::{FakeRedis, FaultKind, FaultPlan, ScheduledFault};
 
 /// A plan that injects only `kind`, always.
 fn only(kind: FaultKind) -> FaultPlan {
@@ -213,4 +213,46 @@ async fn disabling_faults_heals() {
     let mut expected: Vec<&str> = FaultKind::ALL.iter().map(|kind| kind.name()).collect();
     expected.sort_unstable();
     assert_eq!(names, expected);
+}
+
+/// Goal: a scheduled fault strikes exactly the n-th call of its target, and only it.
+#[tokio::test(start_paused = true)]
+async fn scheduled_fault_hits_the_nth_call() {
+    let (redis, _clock) = fake();
+    redis.schedule_fault(ScheduledFault::on_call(
+        "test",
+        2,
+        FaultKind::ErrorBeforeEffect,
+    ));
+    let script = five();
+    assert!(eval(&redis, &script).await.is_ok());
+    assert!(matches!(
+        eval(&redis, &script).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(eval(&redis, &script).await.is_ok());
+    assert_eq!(count(&redis, FaultKind::ErrorBeforeEffect), 1);
+}
+
+/// Goal: a fault aimed at a reply tag counts only replies with that tag, and an aimed
+/// truncation keeps exactly the asked number of elements.
+#[tokio::test(start_paused = true)]
+async fn scheduled_fault_on_reply_tag_truncates_exactly() {
+    let (redis, _clock) = fake();
+    let fault = ScheduledFault::on_reply("test", "b", 1, FaultKind::TruncatedReply).at_element(1);
+    redis.schedule_fault(fault);
+    let first = test_script("return {'a', 'x'}");
+    let second = test_script("return {'b', 'y', 'z'}");
+    assert_eq!(
+        eval(&redis, &first).await.unwrap(),
+        Reply::Array(vec![Reply::bulk("a"), Reply::bulk("x")])
+    );
+    assert_eq!(
+        eval(&redis, &second).await.unwrap(),
+        Reply::Array(vec![Reply::bulk("b")])
+    );
+    assert_eq!(
+        eval(&redis, &second).await.unwrap().to_string(),
+        "[\"b\", \"y\", \"z\"]"
+    );
 }
