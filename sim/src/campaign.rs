@@ -297,12 +297,21 @@ pub fn render_replay(report: &RunReport, verbose: bool) -> String {
         list_or_none(&scenario.fault_kinds())
     );
     let mut aliases = Aliases::with_players(scenario.player_ids());
+    let modes = world::sim_settings().modes;
     for (index, player) in scenario.players.iter().enumerate() {
+        let mode = modes
+            .get(usize::from(player.mode) % modes.len().max(1))
+            .map(|mode| mode.name.as_str())
+            .unwrap_or_default();
+        let quits = if player.quits_on_loss {
+            ", gives up if cut off"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  P{index}: {} (mode #{}, starts at {} ms)",
+            "  P{index}: {} in {mode}, starts at {} ms{quits}",
             player.behavior.name(),
-            player.mode % 2,
             player.start_ms
         );
     }

@@ -11,11 +11,13 @@
 //! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
 //! - [`trace`]: the event log, canonical text and hash.
 //! - [`redis_view`]: the fake's data as the oracle reads it.
+//! - [`named`]: hand-written scenarios kept as reviewed snapshots.
 //! - [`campaign`]: many seeds in parallel, summaries, shrinking.
 //! - [`panics`]: a panic anywhere fails the seed.
 
 pub mod campaign;
 pub mod fake_redis;
+pub mod named;
 pub mod oracle;
 pub mod panics;
 pub mod player;

@@ -85,11 +85,14 @@ enum Command {
     /// Print the timeline and verdict of one seed or scenario file.
     Replay {
         /// The seed to replay.
-        #[arg(long, required_unless_present = "scenario")]
+        #[arg(long, required_unless_present_any = ["scenario", "named"])]
         seed: Option<u64>,
         /// A scenario file written by `shrink`.
-        #[arg(long, conflicts_with = "seed")]
+        #[arg(long, conflicts_with_all = ["seed", "named"])]
         scenario: Option<std::path::PathBuf>,
+        /// A named scenario (see `match-sim named`).
+        #[arg(long, conflicts_with = "seed")]
+        named: Option<String>,
         /// Include the service's debug events.
         #[arg(long)]
         verbose: bool,
@@ -110,6 +113,8 @@ enum Command {
         #[command(flatten)]
         shape: ShapeArgs,
     },
+    /// List the named scenarios.
+    Named,
     /// Print the scenario a seed draws, as JSON.
     Scenario {
         /// The seed.
@@ -148,9 +153,16 @@ fn main() -> ExitCode {
         Command::Replay {
             seed,
             scenario,
+            named,
             verbose,
             shape,
-        } => replay(seed, scenario, verbose, &shape),
+        } => replay(seed, scenario, named, verbose, &shape),
+        Command::Named => {
+            for (name, _) in match_sim::named::all() {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
         Command::Shrink {
             seed,
             out,
@@ -222,11 +234,20 @@ fn fuzz(options: &FuzzOptions, quiet: bool) -> ExitCode {
 fn replay(
     seed: Option<u64>,
     file: Option<std::path::PathBuf>,
+    named: Option<String>,
     verbose: bool,
     shape: &ShapeArgs,
 ) -> ExitCode {
-    let scenario = match (seed, file) {
-        (_, Some(path)) => match std::fs::read_to_string(&path) {
+    let scenario = match (seed, file, named) {
+        (_, _, Some(name)) => match match_sim::named::get(&name) {
+            Some(scenario) => scenario,
+            None => {
+                return fail(&format!(
+                    "no named scenario {name:?}; `match-sim named` lists them"
+                ));
+            }
+        },
+        (_, Some(path), None) => match std::fs::read_to_string(&path) {
             Ok(text) => match serde_json::from_str::<Scenario>(&text) {
                 Ok(scenario) => scenario,
                 Err(error) => {
@@ -238,11 +259,11 @@ fn replay(
             },
             Err(error) => return fail(&format!("cannot read {}: {error}", path.display())),
         },
-        (Some(seed), None) => match match_sim::scenario::generate(seed, shape.shape()) {
+        (Some(seed), None, None) => match match_sim::scenario::generate(seed, shape.shape()) {
             Some(scenario) => scenario,
             None => return fail("no scenario for this seed"),
         },
-        (None, None) => return fail("give --seed or --scenario"),
+        (None, None, None) => return fail("give --seed, --scenario or --named"),
     };
     let report = world::run(&scenario, &shape.config());
     print!("{}", campaign::render_replay(&report, verbose));

@@ -26,9 +26,6 @@ use crate::trace::{Source, TraceLog};
 /// The port every server instance listens on.
 pub const SERVER_PORT: u16 = 8080;
 
-/// Percent of players who give up instead of reconnecting when the connection breaks.
-const QUIT_PERCENT: u32 = 30;
-
 /// A client that hears nothing (not even a ping) for this long treats the connection as dead,
 /// as real clients do; the server pings every few seconds.
 const SILENCE_LIMIT_MS: u64 = 12_000;
@@ -136,7 +133,7 @@ impl Player {
                 Ending::Reconnect(after_ms) => {
                     // Some players give up when their connection breaks during the faults;
                     // their entries must then die with their lease, never be matched.
-                    if self.before_heal() && self.rng.random_range(0..100) < QUIT_PERCENT {
+                    if self.before_heal() && self.plan.quits_on_loss {
                         self.observe(ClientEvent::Disconnected { for_good: true });
                         self.note("gives up after losing the connection".into());
                         return;

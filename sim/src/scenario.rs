@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::fake_redis::ScheduledFault;
 use crate::seams::{AllocatorFaults, uuid_from};
 
 /// How a simulated player behaves.
@@ -94,6 +95,10 @@ pub struct PlayerPlan {
     pub action_ms: u32,
     /// How many matches the player wants.
     pub rounds: u8,
+    /// Whether the player gives up (leaves for good) when its connection breaks during the
+    /// faults, instead of reconnecting; its entries must then die, never be matched.
+    #[serde(default)]
+    pub quits_on_loss: bool,
 }
 
 /// One partition between a client host and a server, repaired after `duration_ms`.
@@ -195,6 +200,9 @@ pub struct Faults {
     pub allocator: AllocatorFaults,
     /// Crashes and graceful shutdowns.
     pub process: Vec<ProcessFault>,
+    /// Faults aimed at exactly one request (named scenarios use these).
+    #[serde(default)]
+    pub scheduled: Vec<ScheduledFault>,
 }
 
 /// One run of the world.
@@ -266,6 +274,7 @@ impl Scenario {
                     .iter()
                     .any(|p| p.kind == ProcessFaultKind::Shutdown),
             ),
+            ("scheduled_redis_fault", !f.scheduled.is_empty()),
         ];
         flags
             .into_iter()
@@ -334,17 +343,21 @@ fn player(fault_phase_ms: u32) -> impl Strategy<Value = PlayerPlan> {
         50u32..1_500,
         0u32..4_000,
         1u8..=2,
+        proptest::bool::weighted(0.3),
     )
         .prop_map(
-            |(host, server, mode, behavior, start_ms, loading_ms, action_ms, rounds)| PlayerPlan {
-                host,
-                server,
-                mode,
-                behavior,
-                start_ms,
-                loading_ms,
-                action_ms,
-                rounds,
+            |(host, server, mode, behavior, start_ms, loading_ms, action_ms, rounds, quits)| {
+                PlayerPlan {
+                    host,
+                    server,
+                    mode,
+                    behavior,
+                    start_ms,
+                    loading_ms,
+                    action_ms,
+                    rounds,
+                    quits_on_loss: quits,
+                }
             },
         )
 }
@@ -434,6 +447,7 @@ fn faults(fault_phase_ms: u32) -> impl Strategy<Value = Faults> {
                 clock,
                 allocator,
                 process,
+                scheduled: Vec::new(),
             },
         )
 }

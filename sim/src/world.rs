@@ -226,6 +226,9 @@ fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> Outcome {
         }
     };
     fake.set_fault_plan(fault_plan(scenario));
+    for fault in &scenario.faults.scheduled {
+        fake.schedule_fault(fault.clone());
+    }
     let allocator = Arc::new(SimAllocator::new(
         scenario.faults.allocator,
         scenario.seed ^ 0xa11c,
