@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of the workspace, as CI runs it: formatting, lints, unit and integration tests
+# (real redis-server and WebSocket clients), the conformance suite, the named simulation
+# scenarios with their snapshots, and a simulation campaign with a determinism check.
+# Installs and starts Redis itself when MATCH_TEST_REDIS_URL is not set.
+#   MATCH_SIM_CI_SEEDS        seeds of the campaign (default 2000)
+#   MATCH_SIM_CI_DETERMINISM  seeds run twice to compare trace hashes (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z "${MATCH_TEST_REDIS_URL:-}" ]]; then
+  exec scripts/with-redis.sh "$0" "$@"
+fi
+
+seeds=${MATCH_SIM_CI_SEEDS:-2000}
+determinism=${MATCH_SIM_CI_DETERMINISM:-200}
+export INSTA_UPDATE=no   # a changed snapshot fails the run; review it with cargo insta review
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (unit, integration on $MATCH_TEST_REDIS_URL, conformance, named scenarios)"
+cargo test --workspace --release
+
+step "simulation campaign: $seeds seeds"
+cargo run --release -p match-sim -- fuzz --seeds "$seeds" --quiet
+
+step "determinism check: $determinism seeds run twice"
+cargo run --release -p match-sim -- fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet
+
+step "all tests passed"
