@@ -15,6 +15,7 @@
 //! - [`panics`]: a panic anywhere fails the seed.
 
 pub mod campaign;
+pub mod conformance;
 pub mod fake_redis;
 pub mod oracle;
 pub mod panics;
