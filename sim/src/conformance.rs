@@ -53,6 +53,40 @@ pub fn error_kind(text: &str) -> &str {
     text.split_whitespace().next().unwrap_or_default()
 }
 
+/// The full texts of two top-level errors of the same kind whose wording differs, with
+/// the script hash and the `user_script` line numbers taken out (they differ by design);
+/// `None` when the texts agree or the outcomes are not two errors. Not a mismatch: for
+/// reports of how closely the fake's wording follows Redis's.
+pub fn error_wording_difference(fake: &Outcome, real: &Outcome) -> Option<(String, String)> {
+    let (Err(fake_text), Err(real_text)) = (fake, real) else {
+        return None;
+    };
+    let (fake_text, real_text) = (
+        without_script_position(fake_text),
+        without_script_position(real_text),
+    );
+    (fake_text != real_text).then_some((fake_text, real_text))
+}
+
+/// An error text without the `script: <sha1>, on @user_script:<line>.` suffix and with
+/// `user_script:<line>:` prefixes reduced to `user_script:_:`.
+fn without_script_position(text: &str) -> String {
+    let text = text.split(" script: ").next().unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("user_script:") {
+        let (before, after) = rest.split_at(at + "user_script:".len());
+        out.push_str(before);
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push('_');
+        }
+        rest = after.get(digits..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
 /// How the replies of one command are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -908,6 +942,22 @@ mod tests {
         assert!(Snapshot::of_fake(&other).differences(&snapshot).is_empty());
         sync_members(&other, b"s", &[b"b".to_vec(), b"c".to_vec()].into()).unwrap();
         assert_eq!(other.cmd(&["SMEMBERS", "s"]).unwrap(), bulks(&["b", "c"]));
+    }
+
+    /// Goal: error wordings compare without script hashes and line numbers.
+    #[test]
+    fn error_wordings_ignore_script_positions() {
+        let fake = err("ERR user_script:3: boom script: abc, on @user_script:3.");
+        let real = err("ERR user_script:12: boom script: def, on @user_script:12.");
+        assert_eq!(error_wording_difference(&fake, &real), None);
+        assert_eq!(
+            error_wording_difference(&err("ERR a"), &err("ERR b")),
+            Some(("ERR a".to_owned(), "ERR b".to_owned()))
+        );
+        assert_eq!(
+            error_wording_difference(&err("ERR a"), &ok(Reply::Nil)),
+            None
+        );
     }
 
     /// Goal: renderings show every element and escape bytes, so reports are exact.

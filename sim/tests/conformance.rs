@@ -143,6 +143,13 @@ fn print_summary(stats: &Stats, elapsed: std::time::Duration) {
     );
     println!("  commands: {:?}", stats.by_command);
     println!("  try_match pop choices: {:?}", stats.pop_choices);
+    println!(
+        "  error wordings that differ (same kind, so not mismatches): {}",
+        stats.wordings.len()
+    );
+    for ((fake, real), count) in &stats.wordings {
+        println!("    {count}x fake {fake:?}\n        redis {real:?}");
+    }
     println!("  script outcomes on Redis:");
     for (outcome, count) in &stats.by_script_outcome {
         println!("    {outcome}: {count}");

@@ -12,7 +12,7 @@ use match_server::scripts::SCRIPTS;
 use match_server::store::Reply;
 use match_sim::conformance::{
     Mismatch, Outcome, PopChoice, Shape, Snapshot, compare, compare_pop, compare_try_match,
-    fake_outcome, reply_tag, sync_members,
+    error_wording_difference, fake_outcome, reply_tag, sync_members,
 };
 use match_sim::fake_redis::{FakeRedis, FakeSubscription, ManualClock};
 
@@ -52,6 +52,8 @@ pub struct Stats {
     pub pop_choices: BTreeMap<String, u64>,
     /// Times the fake's data was brought in line with Redis's after a random pick.
     pub resyncs: u64,
+    /// Error wordings that differ (same kind), fake then Redis, with how often.
+    pub wordings: BTreeMap<(String, String), u64>,
 }
 
 /// The wall clock in Unix milliseconds (the real server's clock).
@@ -168,6 +170,9 @@ impl CaseRun<'_> {
         let real = self.real.run(argv);
         if fake.is_err() && real.is_err() {
             self.stats.both_errors += 1;
+        }
+        if let Some(wording) = error_wording_difference(&fake, &real) {
+            *self.stats.wordings.entry(wording).or_default() += 1;
         }
         (fake, real)
     }

@@ -6,7 +6,9 @@
 //! Left out: `EVAL "error({})" 0`, which crashes redis-server 7.0.15.
 
 use match_server::store::Reply;
-use match_sim::conformance::{Outcome, Shape, Snapshot, compare, fake_outcome, render};
+use match_sim::conformance::{
+    Outcome, Shape, Snapshot, compare, error_wording_difference, fake_outcome, render,
+};
 use match_sim::fake_redis::{FakeRedis, ManualClock};
 
 use crate::process_namespace;
@@ -51,6 +53,9 @@ impl Duo {
         let real = self.real.run(&argv);
         if let Err(mismatch) = compare(shape, &fake, &real) {
             panic!("the fake differs from Redis on {args:?}:\n{mismatch}");
+        }
+        if let Some((fake, real)) = error_wording_difference(&fake, &real) {
+            println!("error wording differs on {args:?}:\n  fake:  {fake}\n  redis: {real}");
         }
         real
     }
