@@ -922,10 +922,10 @@ mod tests {
         assert!(snapshot.differences(&snapshot).is_empty());
 
         let mut real = snapshot.clone();
-        real.keys.get_mut(&b"k".to_vec()).unwrap().ttl_ms = Some(49_000);
+        real.keys.get_mut(b"k".as_slice()).unwrap().ttl_ms = Some(49_000);
         assert!(snapshot.differences(&real).is_empty());
-        real.keys.get_mut(&b"k".to_vec()).unwrap().ttl_ms = None;
-        real.keys.remove(&b"h".to_vec());
+        real.keys.get_mut(b"k".as_slice()).unwrap().ttl_ms = None;
+        real.keys.remove(b"h".as_slice());
         real.keys.insert(
             b"s".to_vec(),
             KeyState {

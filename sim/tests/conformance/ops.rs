@@ -434,6 +434,7 @@ pub fn op(eval_weight: u32) -> BoxedStrategy<Op> {
         2 => element_scan(),
         2 => publish(),
         2 => odd_command(),
+        8 => other_command(),
         eval_weight => eval(),
     ]
     .boxed()
@@ -483,7 +484,7 @@ fn one_of(values: &'static [&'static [u8]]) -> BoxedStrategy<Arg> {
 
 /// One of `values` (text) as a literal.
 fn text_of(values: &'static [&'static str]) -> BoxedStrategy<Arg> {
-    select(values).prop_map(|text| word(text)).boxed()
+    select(values).prop_map(word).boxed()
 }
 
 /// `NAME key` on a key of `role`.
@@ -691,6 +692,112 @@ fn publish() -> BoxedStrategy<Op> {
             check: Check::Exact,
         })
         .boxed()
+}
+
+/// PEXPIRE milliseconds: long enough not to expire during a case, or ones that delete,
+/// overflow or do not parse.
+const PEXPIRE_MS: &[&str] = &["100000", "0", "-5", "x", "9223372036854775807"];
+/// EXPIREAT instants (Unix seconds): the past deletes, 2100 is far ahead, some overflow.
+const EXPIREAT_SECONDS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "4102444800",
+    "x",
+    "9223372036854775",
+    "9223372036854776",
+];
+/// PEXPIREAT instants (Unix milliseconds), likewise.
+const PEXPIREAT_MS: &[&str] = &[
+    "0",
+    "4102444800000",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "x",
+];
+/// Increments for INCRBY, DECRBY and HINCRBY.
+const INCREMENTS: &[&str] = &[
+    "5",
+    "-5",
+    "0",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "x",
+    "1.5",
+];
+
+/// The other commands the fake implements, which the service does not send itself but a
+/// script could: compared like the rest, so the table in `docs/fake-redis.md` can say so.
+fn other_command() -> BoxedStrategy<Op> {
+    let any_key = || select(KEYS).prop_map(Arg::Key);
+    let keys = || prop::collection::vec(select(KEYS).prop_map(Arg::Key), 1..=3);
+    let exact = |argv: Vec<Arg>| Op {
+        argv,
+        check: Check::Exact,
+    };
+    prop_oneof![
+        keys().prop_map(move |keys| exact([vec![word("UNLINK")], keys].concat())),
+        keys().prop_map(move |keys| exact([vec![word("MGET")], keys].concat())),
+        (
+            any_key(),
+            text_of(PEXPIRE_MS),
+            prop::option::of(text_of(&["NX", "XX"]))
+        )
+            .prop_map(move |(key, ms, flag)| {
+                exact([vec![word("PEXPIRE"), key, ms], flag.into_iter().collect()].concat())
+            }),
+        (any_key(), text_of(EXPIREAT_SECONDS)).prop_map(move |(key, at)| exact(vec![
+            word("EXPIREAT"),
+            key,
+            at
+        ])),
+        (any_key(), text_of(PEXPIREAT_MS)).prop_map(move |(key, at)| exact(vec![
+            word("PEXPIREAT"),
+            key,
+            at
+        ])),
+        any_key().prop_map(move |key| exact(vec![word("PERSIST"), key])),
+        (select(&["INCR", "DECR"][..]), key(STRING_KEYS))
+            .prop_map(move |(name, key)| exact(vec![word(name), key])),
+        (
+            select(&["INCRBY", "DECRBY"][..]),
+            key(STRING_KEYS),
+            text_of(INCREMENTS)
+        )
+            .prop_map(move |(name, key, by)| exact(vec![word(name), key, by])),
+        (key(SET_KEYS), one_of(MEMBERS)).prop_map(move |(key, member)| exact(vec![
+            word("SISMEMBER"),
+            key,
+            member
+        ])),
+        (key(SET_KEYS), prop::collection::vec(one_of(MEMBERS), 1..=3)).prop_map(
+            move |(key, members)| exact([vec![word("SMISMEMBER"), key], members].concat())
+        ),
+        (key(HASH_KEYS), prop::collection::vec(one_of(FIELDS), 1..=3))
+            .prop_map(move |(key, fields)| exact([vec![word("HMGET"), key], fields].concat())),
+        (key(HASH_KEYS), prop::collection::vec(one_of(FIELDS), 1..=3))
+            .prop_map(move |(key, fields)| exact([vec![word("HDEL"), key], fields].concat())),
+        (key(HASH_KEYS), one_of(FIELDS)).prop_map(move |(key, field)| exact(vec![
+            word("HEXISTS"),
+            key,
+            field
+        ])),
+        key(HASH_KEYS).prop_map(move |key| exact(vec![word("HLEN"), key])),
+        (key(HASH_KEYS), one_of(FIELDS), text_of(INCREMENTS))
+            .prop_map(move |(key, field, by)| exact(vec![word("HINCRBY"), key, field, by])),
+        (select(&["HKEYS", "HVALS"][..]), key(HASH_KEYS)).prop_map(|(name, key)| Op {
+            argv: vec![word(name), key],
+            check: Check::Unordered,
+        }),
+        select(KEY_GLOBS).prop_map(|glob| Op {
+            argv: vec![word("KEYS"), Arg::KeyGlob(glob)],
+            check: Check::Unordered,
+        }),
+        prop::option::of(one_of(STRING_VALUES)).prop_map(move |message| exact(
+            [vec![word("PING")], message.into_iter().collect()].concat()
+        )),
+    ]
+    .boxed()
 }
 
 /// Commands with a wrong number of arguments, unknown commands and names in mixed case.
