@@ -9,8 +9,8 @@
 //!   1,000 cases per run from a fixed seed; on a mismatch proptest shrinks the sequence
 //!   and the test prints the minimal one with both servers' replies.
 //! - `targeted`: the Lua <-> reply conversions, one plain test per rule.
-//! - `documented_differences_still_differ`: each difference `docs/fake-redis.md` lists
-//!   and this suite can observe is still there, so the document cannot go stale silently.
+//! - `differences`: each difference `docs/fake-redis.md` lists and a test can observe is
+//!   still there, so the document cannot go stale silently.
 //!
 //! Redis: `MATCH_TEST_REDIS_URL` (CI), otherwise a private redis-server on a free port;
 //! without redis-server the suite fails, it never skips. Environment knobs:
@@ -23,6 +23,8 @@
     missing_docs
 )]
 
+#[path = "conformance/differences.rs"]
+mod differences;
 #[path = "conformance/ops.rs"]
 mod ops;
 #[path = "conformance/real_redis.rs"]

@@ -2,7 +2,7 @@
 //! that keeps every reply as Redis sent it, snapshots of one key namespace, and pattern
 //! subscribers that make PUBLISH counts non-trivial.
 //!
-//! The server is `MATCH_TEST_REDIS_URL` when set (CI points it at the server `.ci/run`
+//! The server is `MATCH_TEST_REDIS_URL` when set (the CI runner points it at the server it
 //! starts), otherwise one redis-server per test binary on a free loopback port, started
 //! by `sh` beside a watchdog loop that kills it as soon as the test process is gone
 //! (Rust runs no destructor for a static at exit, so the cleanup cannot live in here).

@@ -259,6 +259,9 @@ fn err_tables_are_error_replies() {
     duo.eval("return {err = 'WRONGTYPE not really'}", &[], &[]);
     duo.eval("return {err = 'line\\nbreak'}", &[], &[]);
     duo.eval("return {err = 5}", &[], &[]);
+    duo.eval("return {err = ''}", &[], &[]);
+    duo.eval("return {err = ' leading space'}", &[], &[]);
+    duo.eval("return {1, {err = ''}}", &[], &[]);
     duo.eval("return {err = 'E', ok = 'S'}", &[], &[]);
     duo.eval("return {1, {err = 'NESTED failure'}, 3}", &[], &[]);
     duo.eval("return redis.error_reply('CODE from helper')", &[], &[]);
