@@ -16,6 +16,7 @@
 //! - [`panics`]: a panic anywhere fails the seed.
 
 pub mod campaign;
+pub mod conformance;
 pub mod fake_redis;
 pub mod named;
 pub mod oracle;

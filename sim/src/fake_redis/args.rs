@@ -34,8 +34,13 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
 }
 
 /// Parses a SCAN cursor like Redis's `strtoul` call: decimal digits with an optional sign,
-/// no leading space, no trailing garbage, no overflow. A `-n` wraps as in C.
+/// no leading space, no trailing garbage, no overflow. A `-n` wraps as in C, and the
+/// empty string is the cursor 0 (`strtoul` converts nothing and stops at the end, which
+/// Redis's `eptr[0] != '\0'` check accepts; a lone sign stops before the end).
 pub fn parse_cursor(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return Some(0);
+    }
     let (negative, digits) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),
@@ -103,5 +108,10 @@ mod tests {
         assert_eq!(parse_cursor(b"18446744073709551616"), None);
         assert_eq!(parse_cursor(b"x"), None);
         assert_eq!(parse_cursor(b" 1"), None);
+        // Found by the conformance suite: Redis 7.0 takes `SCAN ""` as `SCAN 0`.
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-"), None);
+        assert_eq!(parse_cursor(b"+"), None);
+        assert_eq!(parse_cursor(b"-0"), Some(0));
     }
 }

@@ -188,6 +188,30 @@ fn scan_iterates_with_match_and_type() {
     assert_eq!(err(&redis, &["SCAN", "0", "foo"]), "ERR syntax error");
 }
 
+/// Goal: an empty cursor is the cursor 0 for SCAN, SSCAN and HSCAN, as `strtoul` makes it
+/// on Redis 7.0 (found by the conformance suite: the fake answered "invalid cursor").
+#[test]
+fn empty_cursor_starts_an_iteration() {
+    // Two fakes of one seed make the same choices, so their first pages are comparable.
+    let replies = |cursor: &str| {
+        let (redis, _clock) = fake();
+        for i in 0..30 {
+            ok(&redis, &["SET", &format!("k{i}"), "v"]);
+            ok(&redis, &["SADD", "s", &format!("m{i}")]);
+            ok(&redis, &["HSET", "h", &format!("f{i}"), "v"]);
+        }
+        [
+            ok(&redis, &["SCAN", cursor, "COUNT", "5"]),
+            ok(&redis, &["SSCAN", "s", cursor]),
+            ok(&redis, &["HSCAN", "h", cursor, "MATCH", "f1*"]),
+        ]
+    };
+    assert_eq!(replies(""), replies("0"));
+    let (redis, _clock) = fake();
+    assert_eq!(err(&redis, &["SCAN", "-"]), "ERR invalid cursor");
+    assert_eq!(err(&redis, &["SSCAN", "s", "+"]), "ERR invalid cursor");
+}
+
 /// Goal: FLUSHALL empties the keyspace and accepts only ASYNC or SYNC.
 #[test]
 fn flushall_and_dbsize() {

@@ -1,0 +1,356 @@
+//! The real side of the conformance suite: which redis-server to use, a plain connection
+//! that keeps every reply as Redis sent it, snapshots of one key namespace, and pattern
+//! subscribers that make PUBLISH counts non-trivial.
+//!
+//! The server is `MATCH_TEST_REDIS_URL` when set (the CI runner points it at the server it
+//! starts), otherwise one redis-server per test binary on a free loopback port, started
+//! by `sh` beside a watchdog loop that kills it as soon as the test process is gone
+//! (Rust runs no destructor for a static at exit, so the cleanup cannot live in here).
+//! Every test keeps to its own key namespace and never flushes, so a shared server is fine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use match_server::store::Reply;
+use match_sim::conformance::{Data, KeyState, Outcome, Snapshot};
+use redis::{ConnectionLike, Value};
+
+/// Environment variable naming an already running Redis to use instead of starting one.
+pub const REDIS_URL_ENV: &str = "MATCH_TEST_REDIS_URL";
+
+/// How long a started redis-server may take to answer PING.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts at starting redis-server (a free port may be taken between probe and start).
+const START_ATTEMPTS: u32 = 3;
+/// How long one command may take before the suite gives up on the server.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keys asked for per SCAN page while taking a snapshot.
+const SNAPSHOT_SCAN_COUNT: &str = "1000";
+
+/// Kills redis-server once the process `$1` is gone; redis-server's own arguments follow.
+const WATCHDOG: &str = r#"parent="$1"; shift
+redis-server "$@" &
+redis=$!
+while kill -0 "$parent" 2>/dev/null && kill -0 "$redis" 2>/dev/null; do sleep 0.2; done
+kill "$redis" 2>/dev/null
+wait "$redis" 2>/dev/null"#;
+
+/// The URL every test of this binary shares, decided once.
+static REDIS_URL: OnceLock<String> = OnceLock::new();
+
+/// The URL of the Redis the suite compares the fake with.
+pub fn redis_url() -> String {
+    REDIS_URL
+        .get_or_init(|| match std::env::var(REDIS_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => start_redis_server(),
+        })
+        .clone()
+}
+
+/// Starts a private redis-server and returns its URL; fails the test with instructions
+/// when it cannot, because a skipped conformance suite would pass without comparing.
+fn start_redis_server() -> String {
+    check_installed();
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("conformance-redis")
+            .arg(std::process::id().to_string())
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run sh to start redis-server: {error}"));
+        if wait_for_pong(port) {
+            // The watchdog outlives every test; a detached thread reaps it should it end.
+            std::thread::spawn(move || child.wait());
+            return format!("redis://127.0.0.1:{port}");
+        }
+        failures.push(port);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!(
+        "redis-server did not answer PING on ports {failures:?} within {STARTUP_TIMEOUT:?}; \
+         run `redis-server --port 6399` by hand to see why, or point {REDIS_URL_ENV} at a \
+         running Redis 7"
+    );
+}
+
+/// Fails with installation instructions when redis-server is not on PATH.
+fn check_installed() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "the conformance suite compares the fake with a real Redis 7, but `redis-server` is \
+         not on PATH, and a suite that skips proves nothing.\n\
+         Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; Fedora: \
+         `sudo dnf install redis`; macOS: `brew install redis`), or set \
+         {REDIS_URL_ENV}=redis://host:port to use a running Redis 7 (the suite keeps to its \
+         own keys and never flushes, so a shared one is fine)."
+    );
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .unwrap_or_else(|error| panic!("cannot bind a loopback port: {error}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|error| panic!("bound socket has no address: {error}"))
+        .port()
+}
+
+/// Whether Redis on `port` answers PING before the startup timeout.
+fn wait_for_pong(port: u16) -> bool {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    while Instant::now() < deadline {
+        if ping(port) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// One PING over a plain socket.
+fn ping(port: u16) -> bool {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0_u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// A connection to the real Redis that reports replies exactly as sent.
+pub struct RealRedis {
+    /// One plain RESP2 connection; commands run one at a time.
+    connection: redis::Connection,
+}
+
+impl RealRedis {
+    /// Connects to the suite's Redis and checks that it is a Redis 7.
+    pub fn connect() -> Self {
+        let url = redis_url();
+        let client = redis::Client::open(url.as_str())
+            .unwrap_or_else(|error| panic!("bad Redis URL {url}: {error}"));
+        let connection = client
+            .get_connection()
+            .unwrap_or_else(|error| panic!("cannot connect to Redis at {url}: {error}"));
+        connection
+            .set_read_timeout(Some(COMMAND_TIMEOUT))
+            .unwrap_or_else(|error| panic!("cannot set a read timeout: {error}"));
+        let mut real = Self { connection };
+        let info = real.run(&[b"INFO".to_vec(), b"server".to_vec()]);
+        let version = match &info {
+            Ok(Reply::Bulk(text)) => String::from_utf8_lossy(text)
+                .lines()
+                .find_map(|line| line.strip_prefix("redis_version:").map(str::to_owned)),
+            _ => None,
+        };
+        assert!(
+            version.as_deref().is_some_and(|v| v.starts_with("7.")),
+            "the fake imitates Redis 7, but {url} runs {version:?}"
+        );
+        real
+    }
+
+    /// Runs one command; a top-level error reply is `Err(text)`, nested ones stay
+    /// [`Reply::Error`] elements. A broken connection fails the test.
+    pub fn run(&mut self, argv: &[Vec<u8>]) -> Outcome {
+        let mut command = redis::Cmd::new();
+        for arg in argv {
+            command.arg(arg.as_slice());
+        }
+        match self.connection.req_command(&command) {
+            Ok(Value::ServerError(error)) => Err(server_error_text(&error)),
+            Ok(value) => Ok(to_reply(value)),
+            Err(error) => match (error.code(), error.detail()) {
+                (Some(code), Some(detail)) => Err(format!("{code} {detail}")),
+                (Some(code), None) => Err(code.to_owned()),
+                _ => panic!("the connection to Redis failed on {argv:?}: {error}"),
+            },
+        }
+    }
+
+    /// [`run`](Self::run) for text arguments.
+    pub fn cmd(&mut self, args: &[&str]) -> Outcome {
+        let argv: Vec<Vec<u8>> = args.iter().map(|arg| arg.as_bytes().to_vec()).collect();
+        self.run(&argv)
+    }
+
+    /// Every key under `namespace` with its value and TTL.
+    pub fn snapshot(&mut self, namespace: &str) -> Snapshot {
+        let mut keys = BTreeMap::new();
+        for key in self.keys(namespace) {
+            if let Some(state) = self.key_state(&key) {
+                keys.insert(key, state);
+            }
+        }
+        Snapshot { keys }
+    }
+
+    /// Deletes every key under `namespace`.
+    pub fn delete_namespace(&mut self, namespace: &str) {
+        let keys: Vec<Vec<u8>> = self.keys(namespace).into_iter().collect();
+        for chunk in keys.chunks(100) {
+            let mut argv = vec![b"DEL".to_vec()];
+            argv.extend(chunk.iter().cloned());
+            let _ = self.run(&argv);
+        }
+    }
+
+    /// Every key whose name starts with `namespace` (which holds no glob character).
+    fn keys(&mut self, namespace: &str) -> BTreeSet<Vec<u8>> {
+        assert!(
+            !namespace.contains(['*', '?', '[', ']', '\\']),
+            "namespace {namespace:?} must be a literal glob prefix"
+        );
+        let pattern = format!("{namespace}*");
+        let mut cursor = "0".to_owned();
+        let mut keys = BTreeSet::new();
+        loop {
+            let page = self.cmd(&[
+                "SCAN",
+                &cursor,
+                "MATCH",
+                &pattern,
+                "COUNT",
+                SNAPSHOT_SCAN_COUNT,
+            ]);
+            let Ok(Reply::Array(parts)) = page else {
+                panic!("SCAN failed while taking a snapshot: {page:?}");
+            };
+            let [Reply::Bulk(next), Reply::Array(found)] = parts.as_slice() else {
+                panic!("odd SCAN reply: {parts:?}");
+            };
+            for key in found {
+                if let Reply::Bulk(key) = key {
+                    keys.insert(key.clone());
+                }
+            }
+            cursor = String::from_utf8_lossy(next).into_owned();
+            if cursor == "0" {
+                return keys;
+            }
+        }
+    }
+
+    /// One key's type, value and TTL; `None` when it vanished meanwhile.
+    fn key_state(&mut self, key: &[u8]) -> Option<KeyState> {
+        let on = |name: &str| vec![name.as_bytes().to_vec(), key.to_vec()];
+        let type_name = match self.run(&on("TYPE")) {
+            Ok(Reply::Status(name)) => name,
+            other => panic!("TYPE answered {other:?}"),
+        };
+        let data = match (type_name.as_str(), self.value_of(&type_name, key)) {
+            ("none", _) => return None,
+            ("string", Ok(Reply::Bulk(bytes))) => Data::String(bytes),
+            ("set", Ok(Reply::Array(members))) => {
+                Data::Set(members.into_iter().map(bytes_of).collect())
+            }
+            ("hash", Ok(Reply::Array(flat))) => Data::Hash(
+                flat.chunks_exact(2)
+                    .map(|pair| (bytes_of(pair[0].clone()), bytes_of(pair[1].clone())))
+                    .collect(),
+            ),
+            (other, _) => Data::Other(other.to_owned()),
+        };
+        let ttl_ms = match self.run(&on("PTTL")) {
+            Ok(Reply::Int(-2)) => return None,
+            Ok(Reply::Int(-1)) => None,
+            Ok(Reply::Int(ms)) => Some(ms),
+            other => panic!("PTTL answered {other:?}"),
+        };
+        Some(KeyState { data, ttl_ms })
+    }
+
+    /// The command that reads a whole value of `type_name`.
+    fn value_of(&mut self, type_name: &str, key: &[u8]) -> Outcome {
+        let command = match type_name {
+            "string" => "GET",
+            "set" => "SMEMBERS",
+            "hash" => "HGETALL",
+            _ => return Ok(Reply::Nil),
+        };
+        self.run(&[command.as_bytes().to_vec(), key.to_vec()])
+    }
+}
+
+/// The bytes of a bulk reply (anything else is a broken server and fails the test).
+fn bytes_of(reply: Reply) -> Vec<u8> {
+    match reply {
+        Reply::Bulk(bytes) => bytes,
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+/// The text of an error reply, code first, as Redis sent it after the `-`.
+fn server_error_text(error: &redis::ServerError) -> String {
+    match error.details() {
+        Some(details) => format!("{} {details}", error.code()),
+        None => error.code().to_owned(),
+    }
+}
+
+/// A `redis` value as the RESP2 reply it was on the wire.
+fn to_reply(value: Value) -> Reply {
+    match value {
+        Value::Nil => Reply::Nil,
+        Value::Int(number) => Reply::Int(number),
+        Value::BulkString(bytes) => Reply::Bulk(bytes),
+        Value::Array(items) | Value::Set(items) => {
+            Reply::Array(items.into_iter().map(to_reply).collect())
+        }
+        Value::SimpleString(text) => Reply::Status(text),
+        Value::Okay => Reply::Status("OK".to_owned()),
+        Value::ServerError(error) => Reply::Error(server_error_text(&error)),
+        other => panic!("a RESP2 connection sent a RESP3 value: {other:?}"),
+    }
+}
+
+/// Subscribes one connection to each of `patterns` and drains what it receives on a
+/// thread for the rest of the process, so PUBLISH on the real server counts subscribers
+/// the way the fake's [`subscribe_pattern`](match_sim::fake_redis::FakeRedis) ones count.
+pub fn subscribe_forever(patterns: &[String]) {
+    let url = redis_url();
+    let patterns = patterns.to_vec();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let client = redis::Client::open(url.as_str()).expect("Redis URL");
+        let mut connection = client.get_connection().expect("subscriber connection");
+        let mut pubsub = connection.as_pubsub();
+        for pattern in &patterns {
+            pubsub.psubscribe(pattern).expect("PSUBSCRIBE");
+        }
+        let _ = ready_tx.send(());
+        while pubsub.get_message().is_ok() {}
+    });
+    ready_rx
+        .recv_timeout(COMMAND_TIMEOUT)
+        .expect("the real subscriber did not subscribe");
+}
