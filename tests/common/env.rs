@@ -1,0 +1,73 @@
+//! Per-test isolation on the shared Redis: a unique key prefix and a unique game server
+//! registry prefix, so tests run in parallel without seeing each other's keys.
+
+use match_server::config::{AllocatorSettings, Limits, Settings, Timing};
+use uuid::Uuid;
+
+use super::inspect::Inspector;
+use super::redis_server::redis_url;
+
+/// One test's corner of Redis.
+#[derive(Clone, Debug)]
+pub struct TestEnv {
+    /// The Redis URL (shared by every test of the binary).
+    pub redis_url: String,
+    /// `{t-<uuid>}`: every matchmaking key of this test starts with it.
+    pub key_prefix: String,
+    /// `t-<uuid>:dedicated_server:`: where this test's game servers register.
+    pub registry_prefix: String,
+}
+
+impl TestEnv {
+    /// A fresh, empty corner of Redis; starts the Redis of this binary on first use.
+    pub fn new() -> Self {
+        super::init_tracing();
+        let id = Uuid::new_v4();
+        Self {
+            redis_url: redis_url(),
+            key_prefix: format!("{{t-{id}}}"),
+            registry_prefix: format!("t-{id}:dedicated_server:"),
+        }
+    }
+
+    /// Settings for an in-process instance of this test: the default modes, short timings
+    /// so timeouts and sweeps happen within a test's time budget.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            bind: "127.0.0.1:0".to_owned(),
+            redis_url: self.redis_url.clone(),
+            key_prefix: self.key_prefix.clone(),
+            timing: Timing {
+                match_interval_ms: 100,
+                loading_timeout_ms: 1_000,
+                allocation_timeout_ms: 500,
+                sweep_interval_ms: 100,
+                lease_ttl_ms: 3_000,
+                lease_renew_interval_ms: 1_000,
+                resync_interval_ms: 500,
+                lock_ttl_ms: 2_000,
+                redis_command_timeout_ms: 1_000,
+                heartbeat_interval_ms: 1_000,
+                idle_timeout_ms: 20_000,
+                shutdown_timeout_ms: 3_000,
+                subscriber_retry_ms: 50,
+            },
+            limits: Limits {
+                max_frame_bytes: 1_024,
+                ..Limits::default()
+            },
+            allocator: AllocatorSettings {
+                registry_prefix: self.registry_prefix.clone(),
+                // Longer than any test: a game server that was called once is not picked
+                // again, so a failing stub never shadows the healthy one added after it.
+                claim_ttl_ms: 30_000,
+            },
+            ..Settings::default()
+        }
+    }
+
+    /// A Redis connection scoped to this test's keys.
+    pub async fn inspector(&self) -> Inspector {
+        Inspector::connect(self).await
+    }
+}
