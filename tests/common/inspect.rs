@@ -53,20 +53,27 @@ impl Entry {
 impl Inspector {
     /// Connects to the test's Redis.
     pub async fn connect(env: &TestEnv) -> Self {
-        let client = redis::Client::open(env.redis_url.as_str())
-            .unwrap_or_else(|error| panic!("bad Redis URL {}: {error}", env.redis_url));
+        let mut inspector = Self::connect_to(&env.redis_url, &env.key_prefix).await;
+        inspector.registry_prefix.clone_from(&env.registry_prefix);
+        inspector
+    }
+
+    /// Connects to Redis at `url` for the keys under `key_prefix` (no registry).
+    pub async fn connect_to(url: &str, key_prefix: &str) -> Self {
+        let client =
+            redis::Client::open(url).unwrap_or_else(|error| panic!("bad Redis URL {url}: {error}"));
         let conn = super::within(
             super::WAIT,
             "connecting the inspector to Redis",
             client.get_multiplexed_async_connection(),
         )
         .await
-        .unwrap_or_else(|error| panic!("cannot connect to Redis at {}: {error}", env.redis_url));
+        .unwrap_or_else(|error| panic!("cannot connect to Redis at {url}: {error}"));
         Self {
             conn,
-            keys: Keys::new(&env.key_prefix),
-            key_prefix: env.key_prefix.clone(),
-            registry_prefix: env.registry_prefix.clone(),
+            keys: Keys::new(key_prefix),
+            key_prefix: key_prefix.to_owned(),
+            registry_prefix: String::new(),
         }
     }
 
@@ -234,6 +241,19 @@ impl Inspector {
             "Redis still holds keys of the test after {:?}: {last:?}",
             super::WAIT
         );
+    }
+
+    /// Publishes a notice without targets on the channel of `mode` (every instance ignores
+    /// it); returns how many subscribers received it, i.e. how many instances of this key
+    /// prefix are listening.
+    pub async fn probe_subscribers(&self, mode: &str) -> u64 {
+        let notice = serde_json::json!({ "targets": [], "event": { "kind": "resync" } });
+        self.query(
+            redis::cmd("PUBLISH")
+                .arg(self.keys.notice_channel(mode))
+                .arg(notice.to_string()),
+        )
+        .await
     }
 
     /// Registers a game server at `address` as `<registry_prefix><name>`, idle.

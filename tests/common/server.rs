@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::inspect::Inspector;
+
 /// A running instance; dropping it asks it to shut down.
 pub struct TestServer {
     /// Where it listens.
@@ -30,7 +32,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts an instance with `settings` on 127.0.0.1 and an OS-chosen port.
+    /// Starts an instance with `settings` on 127.0.0.1 and an OS-chosen port, and waits
+    /// until its pub/sub subscriber listens, so no notice of the test is lost to start-up.
     pub async fn start(mut settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -68,12 +71,23 @@ impl TestServer {
             allocator: Arc::new(allocator),
         };
         let settings = Arc::new(settings);
+        let probe = Inspector::connect_to(&settings.redis_url, &settings.key_prefix).await;
+        let mode = settings
+            .modes
+            .first()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let listening_before = probe.probe_subscribers(&mode).await;
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             // A send and a dropped sender both mean: shut down.
             let _ = stopped.await;
         };
         let task = tokio::spawn(server::run(listener, settings.clone(), deps, shutdown));
+        super::eventually("the new instance subscribes to its notices", || async {
+            (probe.probe_subscribers(&mode).await > listening_before).then_some(())
+        })
+        .await;
         Self {
             addr,
             settings,
