@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod env;
+pub mod http;
 pub mod inspect;
 pub mod redis_server;
 pub mod server;
