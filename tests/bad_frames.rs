@@ -99,10 +99,7 @@ async fn wrong_loading_session_is_refused_and_the_player_still_matches() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
     let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
-    let mut settings = env.settings();
-    // Room for the refused frames before the loading session times out.
-    settings.timing.loading_timeout_ms = 5_000;
-    let server = TestServer::start(settings).await;
+    let server = TestServer::start(env.settings()).await;
 
     let (mut a, a_id) = Client::enqueued(server.addr, "a", MODE_1V1).await;
     a.send_text("not json").await;
@@ -150,9 +147,7 @@ async fn wrong_loading_session_is_refused_and_the_player_still_matches() {
 async fn loading_complete_twice_is_refused() {
     let env = TestEnv::new();
     let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
-    let mut settings = env.settings();
-    settings.timing.loading_timeout_ms = 5_000;
-    let server = TestServer::start(settings).await;
+    let server = TestServer::start(env.settings()).await;
     let (mut a, _) = Client::enqueued(server.addr, "a", MODE_1V1).await;
     let (mut b, _) = Client::enqueued(server.addr, "b", MODE_1V1).await;
     let loading = a.expect_start_loading().await;

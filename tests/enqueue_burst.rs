@@ -18,10 +18,7 @@ async fn enqueue_burst_queues_the_player_once() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
     let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
-    let mut settings = env.settings();
-    // Room for the silence checks below while the pair is loading.
-    settings.timing.loading_timeout_ms = 5_000;
-    let server = TestServer::start(settings).await;
+    let server = TestServer::start(env.settings()).await;
 
     let mut first = Client::connect(server.addr, "burst").await;
     let player = common::new_player();

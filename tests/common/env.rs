@@ -30,8 +30,14 @@ impl TestEnv {
         }
     }
 
-    /// Settings for an in-process instance of this test: the default modes, short timings
-    /// so timeouts and sweeps happen within a test's time budget.
+    /// Settings for an in-process instance of this test: the default modes and short
+    /// timings so sweeps and retries happen within a test's time budget.
+    ///
+    /// The loading and allocation timeouts leave room for a slow CI machine; the tests of
+    /// those timeouts shorten them. The resync interval is longer than the rest: resync is
+    /// the safety net for lost notices, and each resync that lands between a requeue and
+    /// its notice turns the notice's error code into `loading_cancelled` (a service bug,
+    /// pinned down in `tests/notice_loss.rs`), which would make unrelated tests flaky.
     pub fn settings(&self) -> Settings {
         Settings {
             bind: "127.0.0.1:0".to_owned(),
@@ -39,12 +45,12 @@ impl TestEnv {
             key_prefix: self.key_prefix.clone(),
             timing: Timing {
                 match_interval_ms: 100,
-                loading_timeout_ms: 1_000,
-                allocation_timeout_ms: 500,
+                loading_timeout_ms: 3_000,
+                allocation_timeout_ms: 1_500,
                 sweep_interval_ms: 100,
                 lease_ttl_ms: 3_000,
                 lease_renew_interval_ms: 1_000,
-                resync_interval_ms: 500,
+                resync_interval_ms: 2_000,
                 lock_ttl_ms: 2_000,
                 redis_command_timeout_ms: 1_000,
                 heartbeat_interval_ms: 1_000,

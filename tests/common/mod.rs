@@ -32,7 +32,7 @@ pub const MODE_2V2: &str = "Normal_2v2";
 /// Longest wait for a message or a Redis state the test expects: generous against a loaded
 /// CI machine, yet short enough that a missing message fails fast.
 pub const WAIT: Duration = Duration::from_secs(5);
-/// How long "nothing arrives" is watched: several match intervals and a resync interval.
+/// How long "nothing arrives" is watched: several match and sweep intervals.
 pub const QUIET: Duration = Duration::from_millis(800);
 /// Pause between two polls of Redis while waiting for a state.
 pub const POLL: Duration = Duration::from_millis(25);
