@@ -78,7 +78,7 @@ impl Inspector {
     }
 
     /// Runs one command, bounded; panics with the command on failure.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
         let mut conn = self.conn.clone();
         let name = match cmd.args_iter().next() {
             Some(redis::Arg::Simple(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
