@@ -72,6 +72,41 @@ impl TestEnv {
         }
     }
 
+    /// The test's Redis URL with another `host:port` and, if given, other credentials
+    /// (`user:password`); the database path is kept.
+    pub fn redis_url_with(&self, host_port: Option<&str>, credentials: Option<&str>) -> String {
+        let rest = self
+            .redis_url
+            .strip_prefix("redis://")
+            .unwrap_or_else(|| panic!("{} is not a redis:// URL", self.redis_url));
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
+        let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host_port = host_port.unwrap_or(address);
+        match credentials.or(userinfo) {
+            Some(userinfo) => format!("redis://{userinfo}@{host_port}{path}"),
+            None => format!("redis://{host_port}{path}"),
+        }
+    }
+
+    /// The socket address of the test's Redis.
+    pub async fn redis_addr(&self) -> std::net::SocketAddr {
+        let url = self.redis_url_with(None, Some(""));
+        let host_port = url
+            .trim_start_matches("redis://@")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        tokio::net::lookup_host(host_port.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| panic!("cannot resolve the Redis address {host_port}"))
+    }
+
     /// A Redis connection scoped to this test's keys.
     pub async fn inspector(&self) -> Inspector {
         Inspector::connect(self).await

@@ -11,6 +11,7 @@ pub mod client;
 pub mod env;
 pub mod http;
 pub mod inspect;
+pub mod proxy;
 pub mod redis_server;
 pub mod server;
 pub mod stub;
