@@ -35,6 +35,10 @@ async fn allocation_fails_then_recovers(failing: Option<Behaviour>, code: &str) 
     let env = TestEnv::new();
     let redis = env.inspector().await;
     let mut settings = env.settings();
+    // The rematch after the failure comes from the periodic round; one racing the failure's
+    // notice turns its code into `loading_cancelled` (a service bug, see `notice_loss.rs`):
+    // a longer interval makes that race rare.
+    settings.timing.match_interval_ms = 1_000;
     if failing == Some(Behaviour::Hang) {
         // Wait less for the silent server; the healthy one still answers well within it.
         settings.timing.allocation_timeout_ms = 1_000;

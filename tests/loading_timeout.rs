@@ -22,6 +22,11 @@ async fn loading_timeout_requeues_both_players() {
     let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
     let mut settings = env.settings();
     settings.timing.loading_timeout_ms = 1_000;
+    // The rematch must come after the timeout's notice: a match round racing that notice
+    // turns `loading_timeout` into `loading_cancelled` (a service bug, pinned down by
+    // `notice_loss.rs`). With a 2 s match interval, the round after the sweep at ~1.1 s
+    // comes at ~2 s; the pair created by the enqueue trigger needs no round.
+    settings.timing.match_interval_ms = 2_000;
     let loading_timeout = Duration::from_millis(settings.timing.loading_timeout_ms);
     let server = TestServer::start(settings).await;
 
