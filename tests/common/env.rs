@@ -1,14 +1,17 @@
 //! Per-test isolation on the shared Redis: a unique key prefix and a unique game server
 //! registry prefix, so tests run in parallel without seeing each other's keys.
 
+use std::time::Duration;
+
 use match_server::config::{AllocatorSettings, Limits, Settings, Timing};
 use uuid::Uuid;
 
 use super::inspect::Inspector;
 use super::redis_server::redis_url;
 
-/// One test's corner of Redis.
-#[derive(Clone, Debug)]
+/// One test's corner of Redis; its keys are deleted when it is dropped, so a shared Redis
+/// (`MATCH_TEST_REDIS_URL`) does not fill up with old tests. Not `Clone`: one owner deletes.
+#[derive(Debug)]
 pub struct TestEnv {
     /// The Redis URL (shared by every test of the binary).
     pub redis_url: String,
@@ -110,5 +113,39 @@ impl TestEnv {
     /// A Redis connection scoped to this test's keys.
     pub async fn inspector(&self) -> Inspector {
         Inspector::connect(self).await
+    }
+
+    /// Deletes every key of this test, best effort (a server still draining may write after).
+    fn delete_keys(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.redis_url.as_str())?;
+        let mut conn = client.get_connection_with_timeout(CLEANUP_TIMEOUT)?;
+        conn.set_read_timeout(Some(CLEANUP_TIMEOUT))?;
+        conn.set_write_timeout(Some(CLEANUP_TIMEOUT))?;
+        for prefix in [&self.key_prefix, &self.registry_prefix] {
+            let keys: Vec<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1_000)
+                .clone()
+                .iter(&mut conn)?
+                .collect::<Result<_, _>>()?;
+            if !keys.is_empty() {
+                let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut conn)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bound on the clean-up at the end of a test.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Err(error) = self.delete_keys() {
+            eprintln!("could not delete the keys of {}: {error}", self.key_prefix);
+        }
     }
 }
