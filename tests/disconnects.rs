@@ -151,3 +151,60 @@ async fn dequeued_player_is_never_matched() {
     waiter.expect_silence(common::QUIET).await;
     quitter.expect_silence(common::QUIET).await;
 }
+
+/// Goal: `dequeue` during loading gives the leaver `dequeued` and the other player
+/// `error loading_cancelled`; the leaver is in no queue and the other is requeued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dequeue_during_loading_cancels_for_the_other_player() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let server = TestServer::start(env.settings()).await;
+    let (mut leaver, leaver_id) = Client::enqueued(server.addr, "leaver", MODE_1V1).await;
+    let (mut stayer, stayer_id) = Client::enqueued(server.addr, "stayer", MODE_1V1).await;
+    let loading = leaver.expect_start_loading().await;
+    assert_eq!(stayer.expect_start_loading().await, loading);
+    leaver.dequeue().await;
+    leaver.expect(common::Msg::Dequeued).await;
+    stayer.expect_error("loading_cancelled").await;
+    let (entry, queued) = redis.entry_and_queued(MODE_1V1, leaver_id).await;
+    assert!(entry.is_none() && !queued, "the leaver left: {entry:?}");
+    let (entry, queued) = redis.entry_and_queued(MODE_1V1, stayer_id).await;
+    assert_eq!(entry.map(|e| e.state).as_deref(), Some("queued"));
+    assert!(queued);
+    leaver.expect_silence(common::QUIET).await;
+}
+
+/// Goal: a client that stops answering (no frame, no pong) is closed after the idle
+/// timeout with close code 1000, and its player leaves the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_is_closed_after_the_idle_timeout() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let mut settings = env.settings();
+    settings.timing.heartbeat_interval_ms = 200;
+    settings.timing.idle_timeout_ms = 1_000;
+    let server = TestServer::start(settings).await;
+    let (mut sleeper, sleeper_id) = Client::enqueued(server.addr, "sleeper", MODE_1V1).await;
+    // Not reading means not answering the server's pings.
+    wait_gone(&redis, sleeper_id).await;
+    let reason = sleeper.expect_close(1000).await;
+    assert!(reason.contains("idle"), "close reason {reason:?}");
+}
+
+/// Goal: a player who closed its connection can enqueue again at once on a new one (the
+/// old session's cleanup is done when the close handshake completes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_player_can_enqueue_again() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let server = TestServer::start(env.settings()).await;
+    let player = common::new_player();
+    let mut first = Client::connect(server.addr, "first").await;
+    first.enqueue(player, MODE_1V1).await;
+    first.expect(common::Msg::Enqueued).await;
+    first.close().await;
+    let mut second = Client::connect(server.addr, "second").await;
+    second.enqueue(player, MODE_1V1).await;
+    second.expect(common::Msg::Enqueued).await;
+    assert!(redis.in_queue(MODE_1V1, player).await);
+}
