@@ -238,6 +238,27 @@ impl Client {
         }
     }
 
+    /// The next message, or the close code and reason if the server closes instead.
+    pub async fn next_or_close(&mut self) -> Result<Msg, (u16, String)> {
+        let deadline = tokio::time::Instant::now() + super::WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: nothing within {:?}", self.name, super::WAIT));
+            match frame {
+                Some(Ok(Message::Text(text))) => return Ok(Msg::parse(text.as_str())),
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return Err((u16::from(code), reason.to_string()));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                other => panic!(
+                    "{}: expected a message or a close, got {other:?}",
+                    self.name
+                ),
+            }
+        }
+    }
+
     /// Expects nothing at all (no message, no close) for `window`.
     pub async fn expect_silence(&mut self, window: Duration) {
         if let Some(got) = self.next_frame(window).await {
