@@ -40,6 +40,8 @@ async fn binary_serves_healthz_and_metrics() {
     assert!(metrics.contains("match_connections 2"), "{metrics}");
     let (status, _) = common::http::get(binary.addr, "/nowhere").await.unwrap();
     assert_eq!(status, 404);
+    let (status, _) = common::http::get(binary.addr, "/ws").await.unwrap();
+    assert_eq!(status, 426, "a plain GET /ws asks for the upgrade");
 
     binary.terminate();
     let exit = binary.wait_exit(common::WAIT).await;

@@ -16,7 +16,8 @@ use common::{
 use uuid::Uuid;
 
 /// Connects `count` players of `mode`, then runs them through start_loading, loading_complete
-/// and match_found; checks what they see, what the game server was asked and what Redis holds.
+/// and match_found; checks what they see, what the game server was asked, what Redis holds
+/// and what the metrics count.
 async fn play_full_match(mode: &str, count: usize) {
     let env = TestEnv::new();
     let redis = env.inspector().await;
@@ -65,6 +66,16 @@ async fn play_full_match(mode: &str, count: usize) {
 
     assert_settled_as_matched(&redis, &players, session_id, &server_address).await;
     common::expect_silence_all(&mut clients).await;
+
+    let (status, metrics) = common::http::get(server.addr, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    for family in [
+        "match_matches_started_total",
+        "match_matches_completed_total",
+    ] {
+        let sample = format!("{family}{{mode=\"{mode}\"}} 1\n");
+        assert!(metrics.contains(&sample), "no {sample:?} in:\n{metrics}");
+    }
 }
 
 /// After a match: no queue, loading session or lock is left; each entry records the match
