@@ -185,7 +185,9 @@ async fn silent_client_is_closed_after_the_idle_timeout() {
     settings.timing.idle_timeout_ms = 1_000;
     let server = TestServer::start(settings).await;
     let (mut sleeper, sleeper_id) = Client::enqueued(server.addr, "sleeper", MODE_1V1).await;
-    // Not reading means not answering the server's pings.
+    sleeper.mute();
+    let (entry, _) = redis.entry_and_queued(MODE_1V1, sleeper_id).await;
+    assert!(entry.is_some(), "still queued right after going silent");
     wait_gone(&redis, sleeper_id).await;
     let reason = sleeper.expect_close(1000).await;
     assert!(reason.contains("idle"), "close reason {reason:?}");

@@ -2,14 +2,20 @@
 //! from raw JSON here (not with the service's own types), so a renamed field or tag on the
 //! wire fails the tests the way it would fail a real client.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite};
+use tokio_tungstenite::{WebSocketStream, client_async, tungstenite};
 use uuid::Uuid;
 
 /// A server frame, as a client sees it.
@@ -70,11 +76,54 @@ impl Msg {
     }
 }
 
+/// A TCP stream whose outgoing direction can be cut while the socket stays open: writes
+/// then vanish, like the traffic of a frozen client behind a dead uplink.
+pub struct MuteStream {
+    inner: TcpStream,
+    muted: Arc<AtomicBool>,
+}
+
+impl AsyncRead for MuteStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MuteStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.muted.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.muted.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// One client connection.
 pub struct Client {
     /// A label for failure messages.
     pub name: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<MuteStream>,
+    /// Set to cut the outgoing direction (see [`MuteStream`]).
+    muted: Arc<AtomicBool>,
 }
 
 /// The URL of the WebSocket endpoint of the service at `addr`.
@@ -94,12 +143,28 @@ impl Client {
     /// Connects, returning the handshake error (e.g. an HTTP 503) instead of panicking.
     pub async fn try_connect(addr: SocketAddr, name: &str) -> Result<Self, tungstenite::Error> {
         let what = format!("{name}: WebSocket connect to {addr}");
-        let (ws, _response) =
-            super::within(super::WAIT, &what, connect_async(ws_url(addr))).await?;
+        let muted = Arc::new(AtomicBool::new(false));
+        let handshake = async {
+            let inner = TcpStream::connect(addr).await?;
+            inner.set_nodelay(true)?;
+            let stream = MuteStream {
+                inner,
+                muted: muted.clone(),
+            };
+            client_async(ws_url(addr), stream).await
+        };
+        let (ws, _response) = super::within(super::WAIT, &what, handshake).await?;
         Ok(Self {
             name: name.to_owned(),
             ws,
+            muted,
         })
+    }
+
+    /// From now on nothing this client sends reaches the server (pongs included), while it
+    /// still receives: a frozen client whose socket stays open.
+    pub fn mute(&self) {
+        self.muted.store(true, Ordering::SeqCst);
     }
 
     /// Connects and enqueues a fresh player for `mode`; returns once `enqueued` arrived.
