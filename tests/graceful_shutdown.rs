@@ -52,6 +52,8 @@ async fn binary_serves_healthz_and_metrics() {
 /// loading session may first hear `loading_cancelled` when the other player's cleanup
 /// requeued it just before its own shutdown began.
 async fn expect_shutdown_goodbye(client: &mut Client, loading: bool) {
+    // The server is closing: answer nothing (no pong may hit the closed socket).
+    client.mute();
     let mut message = client.recv().await;
     if loading && matches!(&message, Msg::Error { code, .. } if code == "loading_cancelled") {
         message = client.recv().await;
