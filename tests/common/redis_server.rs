@@ -44,8 +44,11 @@ pub fn redis_url() -> String {
 fn start_redis_server() -> String {
     check_installed();
     let mut failures = Vec::new();
-    for _ in 0..START_ATTEMPTS {
+    for attempt in 0..START_ATTEMPTS {
         let port = free_port();
+        // Another process may probe the same free port and start its Redis there first;
+        // a unique file name (never written: saving is off) tells ours apart.
+        let identity = format!("match-it-{}-{attempt}.rdb", std::process::id());
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -56,12 +59,13 @@ fn start_redis_server() -> String {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .args(["--dbfilename", &identity])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot run sh to start redis-server: {error}"));
-        if wait_for_pong(port) {
+        if wait_for_identity(port, &identity) {
             // The watchdog outlives every test; a detached thread reaps it should it end.
             std::thread::spawn(move || child.wait());
             return format!("redis://127.0.0.1:{port}");
@@ -71,7 +75,7 @@ fn start_redis_server() -> String {
         let _ = child.wait();
     }
     panic!(
-        "redis-server did not answer PING on ports {failures:?} within {STARTUP_TIMEOUT:?}; \
+        "redis-server did not come up on ports {failures:?} within {STARTUP_TIMEOUT:?}; \
          run `redis-server --port 6399` by hand to see why, or point {REDIS_URL_ENV} at a \
          running Redis"
     );
@@ -104,28 +108,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Whether Redis on `port` answers PING before the startup timeout.
-fn wait_for_pong(port: u16) -> bool {
+/// Whether the Redis answering on `port` before the startup timeout is the one started
+/// with `identity` as its dbfilename.
+fn wait_for_identity(port: u16, identity: &str) -> bool {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     while Instant::now() < deadline {
-        if ping(port) {
-            return true;
+        match dbfilename(port) {
+            Some(name) if name.contains(identity) => return true,
+            // Someone else's Redis (or another server) holds the port: try another one.
+            Some(_) => return false,
+            None => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
     false
 }
 
-/// One PING over a plain socket (the async client needs a runtime, this runs before one).
-fn ping(port: u16) -> bool {
+/// `CONFIG GET dbfilename` over a plain socket (the async client needs a runtime, this
+/// runs before one); the raw reply, or `None` while nothing answers.
+fn dbfilename(port: u16) -> Option<String> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0_u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    stream.write_all(b"CONFIG GET dbfilename\r\n").ok()?;
+    let mut reply = [0_u8; 256];
+    let read = stream.read(&mut reply).ok()?;
+    let reply = String::from_utf8_lossy(reply.get(..read)?).into_owned();
+    // A Redis still loading answers an error; ask again.
+    (!reply.starts_with("-LOADING")).then_some(reply)
 }
