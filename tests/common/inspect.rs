@@ -65,7 +65,13 @@ impl Inspector {
         let conn = super::within(
             super::WAIT,
             "connecting the inspector to Redis",
-            client.get_multiplexed_async_connection(),
+            // The client's own 500 ms default is too tight for a loaded CI machine; every
+            // command is bounded by `WAIT` here instead.
+            client.get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(super::WAIT))
+                    .set_connection_timeout(Some(super::WAIT)),
+            ),
         )
         .await
         .unwrap_or_else(|error| panic!("cannot connect to Redis at {url}: {error}"));
