@@ -1,0 +1,118 @@
+//! An in-process match-server: `server::run` on a loopback tokio listener with the
+//! production seams (RedisStore, SystemClock, RandomIds, RegistryAllocator).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use match_server::allocator::RegistryAllocator;
+use match_server::clock::{Clock, Ids, RandomIds, SystemClock};
+use match_server::config::Settings;
+use match_server::keys::Keys;
+use match_server::matchmaker::Deps;
+use match_server::server::{self, Ended};
+use match_server::store::Store;
+use match_server::store::redis_store::RedisStore;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::inspect::Inspector;
+
+/// A running instance; dropping it asks it to shut down.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The settings it runs with.
+    pub settings: Arc<Settings>,
+    /// Completes the shutdown future of `server::run` when sent or dropped.
+    stop: Option<oneshot::Sender<()>>,
+    /// The `server::run` task.
+    task: Option<JoinHandle<Ended>>,
+}
+
+impl TestServer {
+    /// Starts an instance with `settings` on 127.0.0.1 and an OS-chosen port, and waits
+    /// until its pub/sub subscriber listens, so no notice of the test is lost to start-up.
+    pub async fn start(mut settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|error| panic!("cannot bind a loopback listener: {error}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|error| panic!("listener has no address: {error}"));
+        settings.bind = addr.to_string();
+        if let Err(error) = settings.validate() {
+            panic!("the test settings are invalid: {error}");
+        }
+        let store = super::within(
+            super::WAIT,
+            "connecting the server to Redis",
+            RedisStore::connect(
+                &settings.redis_url,
+                settings.timing.redis_command_timeout_ms,
+            ),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to Redis: {error}"));
+        let store: Arc<dyn Store> = Arc::new(store);
+        let ids: Arc<dyn Ids> = Arc::new(RandomIds);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let allocator = RegistryAllocator::new(
+            store.clone(),
+            ids.clone(),
+            Keys::new(&settings.key_prefix),
+            &settings.allocator,
+        );
+        let deps = Deps {
+            store,
+            clock,
+            ids,
+            allocator: Arc::new(allocator),
+        };
+        let settings = Arc::new(settings);
+        let probe = Inspector::connect_to(&settings.redis_url, &settings.key_prefix).await;
+        let mode = settings
+            .modes
+            .first()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let listening_before = probe.probe_subscribers(&mode).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            // A send and a dropped sender both mean: shut down.
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(server::run(listener, settings.clone(), deps, shutdown));
+        super::eventually("the new instance subscribes to its notices", || async {
+            (probe.probe_subscribers(&mode).await > listening_before).then_some(())
+        })
+        .await;
+        Self {
+            addr,
+            settings,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts down gracefully and reports how it ended, within the shutdown timeout plus a
+    /// margin.
+    pub async fn shutdown(mut self) -> Ended {
+        drop(self.stop.take());
+        let limit = Duration::from_millis(self.settings.timing.shutdown_timeout_ms) + super::WAIT;
+        let task = self
+            .task
+            .take()
+            .unwrap_or_else(|| panic!("shut down twice"));
+        super::within(limit, "the server shutting down", task)
+            .await
+            .unwrap_or_else(|error| panic!("the server task failed: {error}"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
+}

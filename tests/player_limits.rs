@@ -1,0 +1,111 @@
+//! Limits a player runs into: one connection per player, the queue length, the message
+//! rate.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{Client, MODE_1V1, MODE_2V2, Msg, TestEnv, TestServer};
+
+/// Goal: a player queued on one connection cannot be enqueued from a second one
+/// (`error player_busy`); the first keeps its place and the second connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_player_on_a_second_connection_is_busy() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let server = TestServer::start(env.settings()).await;
+    let (mut owner, player) = Client::enqueued(server.addr, "owner", MODE_2V2).await;
+    let mut intruder = Client::connect(server.addr, "intruder").await;
+    intruder.enqueue(player, MODE_2V2).await;
+    intruder.expect_error("player_busy").await;
+    intruder.enqueue(player, MODE_1V1).await;
+    intruder.expect_error("player_busy").await;
+    assert!(redis.in_queue(MODE_2V2, player).await);
+    assert!(!redis.in_queue(MODE_1V1, player).await);
+    intruder.enqueue(common::new_player(), MODE_2V2).await;
+    intruder.expect(Msg::Enqueued).await;
+    owner.expect_silence(common::QUIET).await;
+}
+
+/// Goal: with limits.max_queue_len = 1, a second player of the mode gets `error
+/// queue_full` and is not queued; another mode's queue is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_refuses_further_players() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let mut settings = env.settings();
+    settings.limits.max_queue_len = 1;
+    let server = TestServer::start(settings).await;
+    let (_first, first_id) = Client::enqueued(server.addr, "first", MODE_2V2).await;
+    let mut second = Client::connect(server.addr, "second").await;
+    let second_id = common::new_player();
+    second.enqueue(second_id, MODE_2V2).await;
+    second.expect_error("queue_full").await;
+    assert_eq!(
+        redis.queue(MODE_2V2).await,
+        [first_id.to_string()].into_iter().collect()
+    );
+    assert!(redis.entry(second_id).await.is_none());
+    second.enqueue(second_id, MODE_1V1).await;
+    second.expect(Msg::Enqueued).await;
+}
+
+/// Goal: messages over the rate limit get `error rate_limited` (the connection stays
+/// open), and a client that keeps flooding is closed with 1008 and leaves the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_client_is_rate_limited_then_closed() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let mut settings = env.settings();
+    settings.limits.messages_per_second = 1;
+    settings.limits.message_burst = 3;
+    let server = TestServer::start(settings).await;
+    let (mut flooder, player) = Client::enqueued(server.addr, "flooder", MODE_1V1).await;
+
+    // The enqueue took one token: two more are allowed, then the limit applies.
+    let dequeue = r#"{"type":"dequeue"}"#.to_owned();
+    let junk = "junk".to_owned();
+    let burst: Vec<String> = std::iter::repeat_n(junk, 5).collect();
+    flooder.send_burst(&burst).await;
+    flooder.expect_error("invalid_message").await;
+    flooder.expect_error("invalid_message").await;
+    let mut limited = 0;
+    for _ in 0..3 {
+        if let Msg::Error { code, .. } = flooder.recv().await
+            && code == "rate_limited"
+        {
+            limited += 1;
+        }
+    }
+    // At one token per second, at most one more frame may have been allowed meanwhile.
+    assert!(
+        limited >= 2,
+        "only {limited} of 3 frames over the limit were refused"
+    );
+    assert!(redis.in_queue(MODE_1V1, player).await, "still queued");
+
+    let flood: Vec<String> = std::iter::repeat_n(dequeue, 40).collect();
+    flooder.send_burst(&flood).await;
+    limited = 0;
+    let reason = loop {
+        match flooder.next_or_close().await {
+            Ok(Msg::Error { code, .. }) if code == "rate_limited" => limited += 1,
+            Ok(other) => panic!("unexpected {other:?} during the flood"),
+            Err((code, reason)) => {
+                assert_eq!(code, 1008, "closed with {code} {reason:?}");
+                break reason;
+            }
+        }
+    };
+    assert!(limited >= 1, "no rate_limited before the close");
+    assert!(reason.contains("rate"), "close reason {reason:?}");
+    common::eventually("the flooder leaves the queue", || async {
+        (!redis.in_queue(MODE_1V1, player).await && redis.entry(player).await.is_none())
+            .then_some(())
+    })
+    .await;
+}
