@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::limits;
 use crate::matchmaker::Matchmaker;
 use crate::session;
 
@@ -120,6 +121,9 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(limits::WS_READ_BUFFER_BYTES)
+                    .write_buffer_size(0)
+                    .max_write_buffer_size(limits::WS_MAX_WRITE_BUFFER_BYTES)
                     .max_frame_size(Some(max_frame_bytes))
                     .max_message_size(Some(max_frame_bytes));
                 let io = TokioIo::new(upgraded);

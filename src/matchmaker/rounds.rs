@@ -54,7 +54,11 @@ impl Matchmaker {
     }
 
     /// Forms as many groups of `mode` as the queue allows, under the mode's lock.
+    /// A cheap `SCARD` first: most rounds find too few players, and those need no lock.
     pub async fn round(&self, mode: &GameMode) {
+        if !self.enough_queued(mode).await {
+            return;
+        }
         let Some(lock) = self.acquire_lock(&mode.name).await else {
             return;
         };
@@ -68,6 +72,24 @@ impl Matchmaker {
             }
         }
         self.release_lock(lock).await;
+    }
+
+    /// Whether the queue of `mode` may hold a full group (it may include dead entries,
+    /// which `try_match` sorts out). Updates the queue gauge on the way. A Redis error
+    /// answers yes, so the round tries anyway.
+    async fn enough_queued(&self, mode: &GameMode) -> bool {
+        match self.deps.store.scard(&self.keys.queue(&mode.name)).await {
+            Ok(queued) => {
+                let gauge = i64::try_from(queued).unwrap_or(i64::MAX);
+                self.metrics.set(Family::PlayersQueued, &mode.name, gauge);
+                queued >= u64::from(mode.players)
+            }
+            Err(error) => {
+                self.metrics.incr(Family::StoreErrors, "scard");
+                tracing::warn!(%error, mode = %mode.name, "queue length unknown; trying a round anyway");
+                true
+            }
+        }
     }
 
     /// One `try_match.lua` call. Failures are logged and end the round (the lock is then
