@@ -2,7 +2,8 @@
 -- Used when a player leaves, when allocation fails and by the stale sweep.
 -- KEYS[1] loading hash, KEYS[2] players hash, KEYS[3] loading index set, KEYS[4] queue set of the mode
 -- ARGV[1] loading id, ARGV[2] leaving player id or '', ARGV[3] leaving owner or '',
--- ARGV[4] now_ms, ARGV[5] only_if_expired ('1' or '0'), ARGV[6] only_if_allocating ('1' or '0')
+-- ARGV[4] now_ms, ARGV[5] only_if_expired ('1' or '0'), ARGV[6] only_if_allocating ('1' or '0'),
+-- ARGV[7] the reason players are told (an error code), kept in their entries
 -- Reply: {'cancelled', dropped, pid1, owner1, ...} | {'not_expired'} | {'not_member'} | {'gone'}
 local now_ms = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -34,6 +35,8 @@ for _, pid in ipairs(loading_players(KEYS[1])) do
     p.state = 'queued'
     p.loading = ''
     p.mode = mode
+    p.ended = ARGV[1]
+    p.reason = ARGV[7]
     put_player(KEYS[2], pid, p)
     redis.call('SADD', KEYS[4], pid)
     reply[#reply + 1] = pid

@@ -1,7 +1,9 @@
 -- lib.lua: helpers prepended to every script (the service sends lib.lua .. script as one source).
 -- A player entry lives in the players hash, field = player id, value =
---   state|mode|owner|lease_deadline_ms|loading_id|match_session_id|server_address
--- state is one of: queued, loading, matched.
+--   state|mode|owner|lease_deadline_ms|loading_id|match_session_id|server_address|ended|reason
+-- state is one of: queued, loading, matched. ended|reason record the last loading session the
+-- player was requeued from and why (an error code), so a session that missed the notice
+-- still tells its client the right reason.
 
 local function split_fields(raw)
   local fields = {}
@@ -20,11 +22,15 @@ local function decode_player(raw)
     state = f[1] or '', mode = f[2] or '', owner = f[3] or '',
     lease = tonumber(f[4]) or 0, lease_raw = f[4] or '0',
     loading = f[5] or '', session = f[6] or '', address = f[7] or '',
+    ended = f[8] or '', reason = f[9] or '',
   }
 end
 
 local function encode_player(p)
-  return table.concat({ p.state, p.mode, p.owner, p.lease_raw, p.loading or '', p.session or '', p.address or '' }, '|')
+  return table.concat({
+    p.state, p.mode, p.owner, p.lease_raw, p.loading or '', p.session or '', p.address or '',
+    p.ended or '', p.reason or '',
+  }, '|')
 end
 
 local function get_player(players_key, player_id)

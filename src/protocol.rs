@@ -138,6 +138,36 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for lookups and exhaustive tests.
+    pub const ALL: [Self; 21] = [
+        Self::InvalidMessage,
+        Self::BinaryNotSupported,
+        Self::InvalidPlayerId,
+        Self::InvalidLoadingSessionId,
+        Self::UnknownGameMode,
+        Self::AlreadyQueued,
+        Self::NotInQueue,
+        Self::NotLoading,
+        Self::WrongLoadingSession,
+        Self::AlreadyLoaded,
+        Self::PlayerBusy,
+        Self::QueueFull,
+        Self::LoadingCancelled,
+        Self::LoadingTimeout,
+        Self::NoServerAvailable,
+        Self::AllocationFailed,
+        Self::AllocationTimeout,
+        Self::RateLimited,
+        Self::ServiceUnavailable,
+        Self::ShuttingDown,
+        Self::InternalError,
+    ];
+
+    /// The code whose wire name is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -312,15 +342,13 @@ mod tests {
     /// Goal: every code's wire name matches its serde name, so docs and frames agree.
     #[test]
     fn code_names_match_serde() {
-        for code in [
-            ErrorCode::InvalidMessage,
-            ErrorCode::LoadingCancelled,
-            ErrorCode::ServiceUnavailable,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(
                 serde_json::to_string(&code).unwrap(),
                 format!("\"{}\"", code.as_str())
             );
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
         }
+        assert_eq!(ErrorCode::from_name("no_such_code"), None);
     }
 }

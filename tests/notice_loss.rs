@@ -133,7 +133,6 @@ async fn players_match_through_a_pubsub_outage() {
 /// the requeue and its notice; the same loss hits `no_server_available`,
 /// `allocation_failed` and `allocation_timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a requeue learned from Redis (resync) is always reported as loading_cancelled; the real reason travels only in the pub/sub notice"]
 async fn loading_timeout_reason_survives_a_lost_notice() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
@@ -160,7 +159,6 @@ async fn loading_timeout_reason_survives_a_lost_notice() {
 /// with the default config (match and sweep intervals equal, so they tick together) the
 /// same race happens in about one loading timeout out of three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a requeue overtaken by the next start_loading is reported as loading_cancelled; the real reason travels only in the pub/sub notice"]
 async fn loading_timeout_reason_survives_a_faster_rematch() {
     let env = TestEnv::new();
     let mut matcher = env.settings();

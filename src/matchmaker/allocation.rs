@@ -96,7 +96,7 @@ impl Matchmaker {
     ) {
         tracing::warn!(%loading, %error, "allocation failed; requeueing the players");
         match self
-            .cancel_loading(mode, loading, None, CancelWhen::Allocating)
+            .cancel_loading(mode, loading, None, CancelWhen::Allocating, error.code())
             .await
         {
             Ok(CancelReply::Cancelled { requeued, .. }) => {
@@ -106,8 +106,8 @@ impl Matchmaker {
                 };
                 self.publisher.publish(mode, requeued, event).await;
             }
-            Ok(_) => {}
-            Err(_) => self.resync_members(mode, members).await,
+            // `gone` after a retry whose first attempt worked: the entries hold the reason.
+            Ok(_) | Err(_) => self.resync_members(mode, members).await,
         }
     }
 

@@ -140,8 +140,9 @@ impl Matchmaker {
         loading: Uuid,
     ) -> Result<(), EffectError> {
         let leaving = Some((player, owner));
+        let reason = ErrorCode::LoadingCancelled;
         let reply = self
-            .cancel_loading(mode, loading, leaving, CancelWhen::Always)
+            .cancel_loading(mode, loading, leaving, CancelWhen::Always, reason)
             .await?;
         if let CancelReply::Cancelled { requeued, .. } = reply {
             let event = NoticeEvent::Requeued {
@@ -160,6 +161,7 @@ impl Matchmaker {
         loading: Uuid,
         leaving: Option<(Uuid, Uuid)>,
         when: CancelWhen,
+        reason: ErrorCode,
     ) -> Result<CancelReply, EffectError> {
         let need = self
             .players_per_match(mode)
@@ -182,6 +184,7 @@ impl Matchmaker {
             now_ms.to_string(),
             flag(when == CancelWhen::Expired),
             flag(when == CancelWhen::Allocating),
+            reason.as_str().to_owned(),
         ];
         let parse = |reply: &Reply| parse_cancel(reply, need);
         let reply = self

@@ -6,6 +6,8 @@
 
 use uuid::Uuid;
 
+use crate::protocol::ErrorCode;
+
 /// Where an entry says its player is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Place {
@@ -38,6 +40,17 @@ pub struct PlayerEntry {
     pub owner: Uuid,
     /// Until when the entry is alive without renewal (unix ms).
     pub lease_deadline_ms: u64,
+    /// The last loading session the player was requeued from, and why.
+    pub last_requeue: Option<Requeue>,
+}
+
+/// A loading session a player was put back in the queue from, and the reason it was told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requeue {
+    /// The loading session that ended.
+    pub loading: Uuid,
+    /// Why, as the client sees it.
+    pub code: ErrorCode,
 }
 
 impl PlayerEntry {
@@ -52,6 +65,11 @@ impl PlayerEntry {
         let loading = fields.next().unwrap_or("");
         let session = fields.next().unwrap_or("");
         let address = fields.next().unwrap_or("");
+        let ended = fields.next().and_then(|id| Uuid::parse_str(id).ok());
+        let reason = fields.next().and_then(ErrorCode::from_name);
+        let last_requeue = ended
+            .zip(reason)
+            .map(|(loading, code)| Requeue { loading, code });
         let place = match state {
             "queued" => Place::Queued,
             "loading" => Place::Loading {
@@ -69,6 +87,7 @@ impl PlayerEntry {
             mode,
             owner,
             lease_deadline_ms,
+            last_requeue,
         })
     }
 }

@@ -22,7 +22,11 @@ impl Matchmaker {
         let period = Duration::from_millis(self.settings.timing.sweep_interval_ms);
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Dead entries only appear when a lease runs out, so half a lease is often enough.
+        let timing = &self.settings.timing;
+        let players_every = (timing.lease_ttl_ms / 2 / timing.sweep_interval_ms).max(1);
         let mut cursor = 0;
+        let mut round: u64 = 0;
         loop {
             tokio::select! {
                 biased;
@@ -31,7 +35,10 @@ impl Matchmaker {
                     for mode in self.settings.modes.clone() {
                         self.sweep_loading(&mode.name).await;
                     }
-                    cursor = self.sweep_players(cursor).await;
+                    if round % players_every == 0 || cursor != 0 {
+                        cursor = self.sweep_players(cursor).await;
+                    }
+                    round = round.wrapping_add(1);
                 }
             }
         }
@@ -57,9 +64,21 @@ impl Matchmaker {
             mode,
             i64::try_from(ids.len()).unwrap_or(i64::MAX),
         );
+        let Ok(now_ms) = self.now_ms("sweep_loading") else {
+            return;
+        };
         for loading in ids.into_iter().take(limits::MAX_LOADING_SWEEP_PER_ROUND) {
+            if !self.past_deadline(loading, now_ms).await {
+                continue;
+            }
             match self
-                .cancel_loading(mode, loading, None, CancelWhen::Expired)
+                .cancel_loading(
+                    mode,
+                    loading,
+                    None,
+                    CancelWhen::Expired,
+                    ErrorCode::LoadingTimeout,
+                )
                 .await
             {
                 Ok(CancelReply::Cancelled { requeued, .. }) => {
@@ -75,6 +94,20 @@ impl Matchmaker {
                 Err(super::EffectError::Clock) => return,
                 Err(super::EffectError::Unavailable) => {}
             }
+        }
+    }
+
+    /// Whether `loading` is past its deadline, by a cheap HGET before the script that decides
+    /// atomically. A missing session or an unreadable deadline counts as past: the script
+    /// then tidies the index or checks for itself.
+    async fn past_deadline(&self, loading: Uuid, now_ms: u64) -> bool {
+        let key = self.keys.loading(loading);
+        match self.deps.store.hget(&key, "deadline_ms").await {
+            Ok(Some(raw)) => std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .is_none_or(|deadline_ms| deadline_ms < now_ms),
+            Ok(None) | Err(_) => true,
         }
     }
 

@@ -494,11 +494,13 @@ fn in_loading(claim: Claim, loading: Uuid, loaded: bool, event: Event, ctx: &mut
             }
         }
         Event::Request(request) => refuse(state, &request),
+        // Another loading session already: the notice of why this one ended is still on its
+        // way (or lost). The entry knows the reason; ask it before telling the client.
         Event::Notice(NoticeEvent::StartLoading { loading: other }) => {
             if other == loading || ctx.seen(other) {
                 Step::stay(state)
             } else {
-                moved_to(claim, other, ctx)
+                Step::stay(state).run(Effect::Resync { player })
             }
         }
         Event::Notice(NoticeEvent::MatchFound {
@@ -524,12 +526,20 @@ fn in_loading(claim: Claim, loading: Uuid, loaded: bool, event: Event, ctx: &mut
     }
 }
 
-/// The loading session ended and the player is already in another one.
-fn moved_to(claim: Claim, next: Uuid, ctx: &mut Context) -> Step {
+/// The loading session ended (for `reason`) and the player is already in another one.
+fn moved_to(claim: Claim, next: Uuid, reason: ErrorCode, ctx: &mut Context) -> Step {
     let step = start_loading(claim, next, ctx);
-    let mut replies = vec![ServerMessage::error(ErrorCode::LoadingCancelled)];
+    let mut replies = vec![ServerMessage::error(reason)];
     replies.extend(step.replies);
     Step { replies, ..step }
+}
+
+/// Why `loading` ended, as the entry recorded it; `loading_cancelled` when it does not say.
+fn requeue_reason(entry: Option<&PlayerEntry>, loading: Uuid) -> ErrorCode {
+    entry
+        .and_then(|entry| entry.last_requeue)
+        .filter(|requeue| requeue.loading == loading)
+        .map_or(ErrorCode::LoadingCancelled, |requeue| requeue.code)
 }
 
 fn matched(claim: Claim, session_id: Uuid, server_address: String) -> Step {
@@ -547,17 +557,19 @@ fn reconcile_loading(
     entry: Option<PlayerEntry>,
     ctx: &mut Context,
 ) -> Step {
-    match owned_place(entry, ctx) {
+    let entry = entry.filter(|entry| entry.owner == ctx.owner);
+    let reason = requeue_reason(entry.as_ref(), loading);
+    match entry.map(|entry| entry.place) {
         Some(Place::Loading { loading: now }) if now == loading => Step::stay(State::InLoading {
             claim,
             loading,
             loaded,
         }),
-        Some(Place::Loading { loading: now }) if !ctx.seen(now) => moved_to(claim, now, ctx),
-        Some(Place::Loading { loading: now }) => resume_loading(claim, now, ctx),
-        Some(Place::Queued) => {
-            Step::to(State::InQueue { claim }).error(ErrorCode::LoadingCancelled)
+        Some(Place::Loading { loading: now }) if !ctx.seen(now) => {
+            moved_to(claim, now, reason, ctx)
         }
+        Some(Place::Loading { loading: now }) => resume_loading(claim, now, ctx),
+        Some(Place::Queued) => Step::to(State::InQueue { claim }).error(reason),
         Some(Place::Matched {
             loading: done,
             session_id,

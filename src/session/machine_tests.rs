@@ -382,6 +382,7 @@ fn synced(owner: Uuid, mode: &str, place: Place) -> Event {
         mode: mode.to_owned(),
         owner,
         lease_deadline_ms: 60_000,
+        last_requeue: None,
     })))
 }
 
@@ -574,8 +575,11 @@ fn expected(s: S, e: E) -> Step {
         }),
         (Loaded, CompleteCurrent) => keep(s).err(C::AlreadyLoaded),
         (Loading | Loaded, StartCurrent | StartOld) => keep(s),
-        // Moved into another loading session: ours was cancelled.
-        (Loading | Loaded, StartFresh | SyncedLoadingFresh) => go(in_loading(FRESH, false))
+        // A notice of another loading session: ask Redis why ours ended before telling.
+        (Loading | Loaded, StartFresh) => keep(s).run(resync()),
+        // Redis says we moved into another loading session; the entry names no reason for
+        // ours (see the reason tests below), so the generic one.
+        (Loading | Loaded, SyncedLoadingFresh) => go(in_loading(FRESH, false))
             .err(C::LoadingCancelled)
             .say(start(FRESH)),
         (Loading | Loaded, MatchCurrent | SyncedMatchedCurrent) => {
@@ -1272,4 +1276,71 @@ fn recent_loadings_memory_is_bounded() {
     let newest = loadings.last().copied().unwrap_or_default();
     let (replies, _) = run.feed(notice_start(newest));
     assert!(replies.is_empty(), "a recent duplicate is ignored");
+}
+
+/// An owned entry at `place` that records a requeue from `ended` for `code`.
+fn synced_requeued(place: Place, ended: Uuid, code: ErrorCode) -> Event {
+    Event::Synced(Ok(Some(PlayerEntry {
+        place,
+        mode: MODE.to_owned(),
+        owner: OWNER,
+        lease_deadline_ms: 60_000,
+        last_requeue: Some(crate::matchmaker::entry::Requeue {
+            loading: ended,
+            code,
+        }),
+    })))
+}
+
+/// Goal: when a session learns from Redis (not from the lost or late notice) that its
+/// loading session ended, the client still hears the real reason the entry recorded -
+/// `loading_timeout`, an allocation failure - not a generic `loading_cancelled`.
+#[test]
+fn resync_tells_the_recorded_requeue_reason() {
+    for code in [
+        ErrorCode::LoadingTimeout,
+        ErrorCode::NoServerAvailable,
+        ErrorCode::AllocationTimeout,
+    ] {
+        let mut ctx = Context::new(OWNER, vec![MODE.to_owned(), MODE2.to_owned()]);
+        ctx.recent_loadings.push_back(CURRENT);
+        let loading = State::InLoading {
+            claim: claim(),
+            loading: CURRENT,
+            loaded: true,
+        };
+        let back = step(
+            loading.clone(),
+            synced_requeued(Place::Queued, CURRENT, code),
+            &mut ctx,
+        );
+        assert_eq!(back.state, State::InQueue { claim: claim() });
+        assert_eq!(back.replies, vec![ServerMessage::error(code)]);
+        let moved = step(
+            loading,
+            synced_requeued(loading_place(FRESH), CURRENT, code),
+            &mut ctx,
+        );
+        assert_eq!(
+            moved.replies,
+            vec![ServerMessage::error(code), start(FRESH)]
+        );
+    }
+}
+
+/// Goal: a reason recorded for an older loading session is not applied to the current one.
+#[test]
+fn requeue_reason_of_another_session_is_not_used() {
+    let mut ctx = Context::new(OWNER, vec![MODE.to_owned(), MODE2.to_owned()]);
+    let loading = State::InLoading {
+        claim: claim(),
+        loading: CURRENT,
+        loaded: false,
+    };
+    let event = synced_requeued(Place::Queued, OLD, ErrorCode::LoadingTimeout);
+    let back = step(loading, event, &mut ctx);
+    assert_eq!(
+        back.replies,
+        vec![ServerMessage::error(ErrorCode::LoadingCancelled)]
+    );
 }

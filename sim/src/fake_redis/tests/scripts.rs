@@ -116,7 +116,7 @@ async fn enqueue_once_per_owner() {
     assert_eq!(enqueue(&redis, "p1", "intruder").await, bulks(&["taken"]));
     assert_eq!(
         record(&redis, "p1").as_deref(),
-        Some("queued|duel|o1|5000|||")
+        Some("queued|duel|o1|5000|||||")
     );
     assert_eq!(
         members(&redis, QUEUE),
@@ -146,7 +146,7 @@ async fn try_match_creates_the_loading_session() {
     assert_eq!(members(&redis, INDEX), ["L1".to_owned()].into());
     assert_eq!(
         record(&redis, "p1").as_deref(),
-        Some("loading|duel|o1|5000|L1||")
+        Some("loading|duel|o1|5000|L1||||")
     );
 }
 
@@ -196,7 +196,7 @@ async fn loading_complete_then_finish_match() {
     assert_eq!(ok(&redis, &["EXISTS", LOADING, INDEX]), Reply::Int(0));
     assert_eq!(
         record(&redis, "p2").as_deref(),
-        Some("matched|duel|o2|30000|L1|S1|10.0.0.1:7777")
+        Some("matched|duel|o2|30000|L1|S1|10.0.0.1:7777||")
     );
     let again = eval(
         &redis,
@@ -215,7 +215,7 @@ async fn cancel_loading_requeues_the_rest() {
     let (redis, _clock) = fake();
     matched_pair(&redis).await;
     let keys = [LOADING, PLAYERS, INDEX, QUEUE];
-    let args = ["L1", "p1", "o1", NOW_MS, "0", "0"];
+    let args = ["L1", "p1", "o1", NOW_MS, "0", "0", "loading_cancelled"];
     let reply = eval(&redis, &SCRIPTS.cancel_loading, &keys, &args).await;
     assert_eq!(
         reply,
@@ -229,7 +229,7 @@ async fn cancel_loading_requeues_the_rest() {
     assert_eq!(record(&redis, "p1"), None);
     assert_eq!(
         record(&redis, "p2").as_deref(),
-        Some("queued|duel|o2|5000|||")
+        Some("queued|duel|o2|5000||||L1|loading_cancelled")
     );
     assert_eq!(members(&redis, QUEUE), ["p2".to_owned()].into());
     assert_eq!(ok(&redis, &["EXISTS", LOADING, INDEX]), Reply::Int(0));
@@ -272,11 +272,11 @@ async fn renew_leases_reports_lost_players() {
     );
     assert_eq!(
         record(&redis, "p1").as_deref(),
-        Some("queued|duel|o1|9999|||")
+        Some("queued|duel|o1|9999|||||")
     );
     assert_eq!(
         record(&redis, "p2").as_deref(),
-        Some("queued|duel|o2|5000|||")
+        Some("queued|duel|o2|5000|||||")
     );
 }
 
