@@ -35,7 +35,7 @@ struct ShapeArgs {
     #[arg(long)]
     no_faults: bool,
     /// turmoil step in ms of sim time.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     tick_ms: u64,
 }
 
@@ -265,7 +265,11 @@ fn replay(
         },
         (None, None, None) => return fail("give --seed, --scenario or --named"),
     };
-    let report = world::run(&scenario, &shape.config());
+    let mut config = shape.config();
+    if verbose {
+        config.trace_level = tracing::Level::DEBUG;
+    }
+    let report = world::run(&scenario, &config);
     print!("{}", campaign::render_replay(&report, verbose));
     if report.passed() {
         ExitCode::SUCCESS

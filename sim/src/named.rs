@@ -123,22 +123,23 @@ fn enqueue_burst() -> Scenario {
     world(1, 1, vec![burst, player(Behavior::Normal, 0, 300)])
 }
 
-/// Server 0's clock fails for two seconds while it runs its periodic match rounds; the
-/// players, on server 1, are matched all the same.
+/// The first match attempt (on server 1, where the players are) fails with a Redis error,
+/// so server 0's periodic round is the next to try - while its clock fails. It logs the
+/// failure with its context, releases the lock and stops; server 1 matches the players on
+/// its next round.
 fn clock_failure_during_try_match() -> Scenario {
-    let mut scenario = world(
-        5,
-        2,
-        vec![
-            player(Behavior::Normal, 1, 100),
-            player(Behavior::Normal, 1, 600),
-        ],
-    );
+    let players = vec![
+        player(Behavior::Normal, 1, 100),
+        player(Behavior::Normal, 1, 200),
+    ];
+    let mut scenario = world(5, 2, players);
     scenario.faults.clock.push(ClockFault {
         at_ms: 0,
         server: 0,
         kind: ClockFaultKind::Fail { duration_ms: 2_000 },
     });
+    let first_attempt = ScheduledFault::on_call("try_match", 1, FaultKind::ErrorBeforeEffect);
+    scenario.faults.scheduled.push(first_attempt);
     scenario
 }
 

@@ -262,6 +262,8 @@ pub struct Oracle {
     first_seen: BTreeMap<Uuid, u64>,
     /// Violations found, in order.
     violations: Vec<Violation>,
+    /// When a client last did or saw anything.
+    last_client_event_ms: u64,
     /// How many individual checks ran, for the summary.
     pub checks: u64,
 }
@@ -274,6 +276,7 @@ impl Oracle {
             clients: BTreeMap::new(),
             first_seen: BTreeMap::new(),
             violations: Vec::new(),
+            last_client_event_ms: 0,
             checks: 0,
         }
     }
@@ -321,6 +324,7 @@ impl Oracle {
             return;
         };
         self.checks += 1;
+        self.last_client_event_ms = self.last_client_event_ms.max(at_ms);
         match event {
             ClientEvent::Connected => {
                 model.connected = true;
@@ -643,80 +647,111 @@ impl Oracle {
         }
     }
 
+    /// Whether the healed world has come to rest, so judging liveness now is as good as at
+    /// the end of the quiet phase: no client event for `quiet_ms`, no loading session, and
+    /// no mode with enough cooperative players waiting to form a group (those must be given
+    /// the full bound, or a stuck queue would go unnoticed).
+    pub fn is_at_rest(&self, now_ms: u64, view: &RedisView, quiet_ms: u64) -> bool {
+        if now_ms < self.last_client_event_ms.saturating_add(quiet_ms) || !view.loadings.is_empty()
+        {
+            return false;
+        }
+        let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+        for model in self.clients.values() {
+            if model.connected && model.cooperative && model.state == ClientState::Waiting {
+                *waiting.entry(model.mode.as_str()).or_default() += 1;
+            }
+        }
+        waiting.iter().all(|(mode, count)| {
+            self.bounds
+                .players_per_mode
+                .get(*mode)
+                .is_some_and(|need| count < need)
+        })
+    }
+
     /// Liveness (invariants 7 and 8) at the end of the quiet phase.
     pub fn check_liveness(&mut self, at_ms: u64, view: &RedisView) {
-        let mut waiting_by_mode: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        let clients: Vec<(Uuid, ClientModel)> = self
-            .clients
-            .iter()
-            .map(|(id, m)| (*id, m.clone()))
-            .collect();
-        for (player, model) in clients {
-            if !model.connected {
-                continue;
+        let (checks, findings) = self.liveness_findings(at_ms, view);
+        self.checks += checks;
+        self.violations.extend(findings);
+    }
+
+    /// The liveness violations as of now, without recording them, and how many checks
+    /// that took.
+    fn liveness_findings(&self, at_ms: u64, view: &RedisView) -> (u64, Vec<Violation>) {
+        let mut findings = Vec::new();
+        let mut checks = 0;
+        let mut waiting_by_mode: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (player, model) in self.clients.iter().filter(|(_, model)| model.connected) {
+            checks += 1;
+            if model.state == ClientState::Waiting {
+                let counts = waiting_by_mode.entry(model.mode.as_str()).or_default();
+                let long =
+                    at_ms.saturating_sub(model.waiting_since_ms) > self.bounds.match_bound_ms;
+                match (model.cooperative, long) {
+                    (true, true) => counts.0 += 1,
+                    (false, _) => counts.1 += 1,
+                    (true, false) => {}
+                }
             }
-            self.checks += 1;
-            let entry = view
-                .entries
-                .get(&player)
-                .filter(|e| e.lease_deadline_ms >= view.now_ms);
-            match &model.state {
-                ClientState::Idle => {}
-                ClientState::Waiting => {
-                    let counts = waiting_by_mode.entry(model.mode.clone()).or_default();
-                    let long =
-                        at_ms.saturating_sub(model.waiting_since_ms) > self.bounds.match_bound_ms;
-                    match (model.cooperative, long) {
-                        (true, true) => counts.0 += 1,
-                        (false, _) => counts.1 += 1,
-                        (true, false) => {}
-                    }
-                    let in_loading =
-                        entry.is_some_and(|e| matches!(e.place, Place::Loading { .. }));
-                    if !view.is_queued(player) && !in_loading {
-                        self.violate(
-                            Invariant::NoOneLost,
-                            at_ms,
-                            format!("player {player} waits but Redis has it nowhere ({entry:?})"),
-                        );
-                    }
-                }
-                ClientState::Loading { loading, .. } => {
-                    // A match or requeue whose message is still in flight is consistent too.
-                    let consistent = view
-                        .loadings
-                        .get(loading)
-                        .is_some_and(|l| l.players.contains(&player))
-                        || entry.is_some_and(|e| match &e.place {
-                            Place::Matched { loading: done, .. } => done == loading,
-                            Place::Queued => true,
-                            Place::Loading { .. } => false,
-                        });
-                    if !consistent {
-                        self.violate(
-                            Invariant::NoOneLost,
-                            at_ms,
-                            format!("player {player} loads {loading} which Redis does not hold"),
-                        );
-                    }
-                }
+            if let Some(detail) = lost(*player, &model.state, view) {
+                findings.push(Violation {
+                    invariant: Invariant::NoOneLost,
+                    at_ms,
+                    detail,
+                });
             }
         }
         for (mode, (cooperative, other)) in waiting_by_mode {
-            self.checks += 1;
+            checks += 1;
             let need = self
                 .bounds
                 .players_per_mode
-                .get(&mode)
+                .get(mode)
                 .copied()
                 .unwrap_or(usize::MAX);
             if other == 0 && cooperative >= need {
-                self.violate(
-                    Invariant::MatchInTime,
-                    at_ms,
-                    format!("{cooperative} players still wait in {mode} (a match needs {need}) after the quiet phase"),
+                let detail = format!(
+                    "{cooperative} players still wait in {mode} (a match needs {need}) after the quiet phase"
                 );
+                findings.push(Violation {
+                    invariant: Invariant::MatchInTime,
+                    at_ms,
+                    detail,
+                });
             }
+        }
+        (checks, findings)
+    }
+}
+
+/// Why a connected client's belief has no counterpart in Redis, if it has none.
+fn lost(player: Uuid, state: &ClientState, view: &RedisView) -> Option<String> {
+    let entry = view
+        .entries
+        .get(&player)
+        .filter(|e| e.lease_deadline_ms >= view.now_ms);
+    match state {
+        ClientState::Idle => None,
+        ClientState::Waiting => {
+            let in_loading = entry.is_some_and(|e| matches!(e.place, Place::Loading { .. }));
+            (!view.is_queued(player) && !in_loading)
+                .then(|| format!("player {player} waits but Redis has it nowhere ({entry:?})"))
+        }
+        ClientState::Loading { loading, .. } => {
+            // A match or requeue whose message is still in flight is consistent too.
+            let held = view
+                .loadings
+                .get(loading)
+                .is_some_and(|l| l.players.contains(&player));
+            let moved_on = entry.is_some_and(|e| match &e.place {
+                Place::Matched { loading: done, .. } => done == loading,
+                Place::Queued => true,
+                Place::Loading { .. } => false,
+            });
+            (!held && !moved_on)
+                .then(|| format!("player {player} loads {loading} which Redis does not hold"))
         }
     }
 }

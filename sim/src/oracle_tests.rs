@@ -28,6 +28,7 @@ fn entry(place: Place, lease_deadline_ms: u64) -> PlayerEntry {
         mode: MODE.to_owned(),
         owner: id(99),
         lease_deadline_ms,
+        last_requeue: None,
     }
 }
 

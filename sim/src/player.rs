@@ -27,8 +27,8 @@ use crate::trace::{Source, TraceLog};
 pub const SERVER_PORT: u16 = 8080;
 
 /// A client that hears nothing (not even a ping) for this long treats the connection as dead,
-/// as real clients do; the server pings every few seconds.
-const SILENCE_LIMIT_MS: u64 = 12_000;
+/// as real clients do; the simulated servers ping every 2 s.
+const SILENCE_LIMIT_MS: u64 = 5_000;
 
 /// Everything one player needs.
 pub struct Player {
@@ -154,7 +154,10 @@ impl Player {
                 .await
                 .ok()?;
             let url = format!("ws://{host}:{SERVER_PORT}/ws");
-            tokio_tungstenite::client_async(url, stream)
+            // Frames are small; tungstenite's 128 KiB default buffer would dominate the run.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4 * 1_024);
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
                 .ok()
                 .map(|(ws, _)| ws)

@@ -5,55 +5,56 @@ use std::collections::{BTreeMap, BTreeSet};
 use match_server::matchmaker::entry::PlayerEntry;
 use uuid::Uuid;
 
-use crate::fake_redis::{FakeRedis, Value};
+use crate::fake_redis::{Entry, FakeRedis, Value};
 use crate::oracle::{LoadingView, LockEvent, RedisView};
 use crate::trace::TraceEvent;
 
-/// The matchmaking data under `prefix` as the oracle needs it.
+/// The matchmaking data under `prefix` as the oracle needs it, read in place (no copy of
+/// the keyspace: the oracle looks every 100 ms of sim time).
 pub fn from_fake(fake: &FakeRedis, prefix: &str) -> RedisView {
-    let now_ms = fake.now_ms();
-    let mut view = RedisView {
-        now_ms,
-        ..RedisView::default()
-    };
-    for (key, entry) in fake.dump() {
-        let Ok(key) = String::from_utf8(key) else {
-            continue;
+    fake.with_data(|data| {
+        let mut view = RedisView {
+            now_ms: data.now_ms(),
+            ..RedisView::default()
         };
-        let Some(rest) = key
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix(':'))
-        else {
-            continue;
-        };
-        match (rest.split_once(':'), &entry.value) {
-            (Some(("queue", mode)), Value::Set(members)) => {
-                let players: BTreeSet<Uuid> =
-                    members.iter().filter_map(|m| parse_uuid(m)).collect();
-                view.queues.insert(mode.to_owned(), players);
+        for (key, entry) in data.entries() {
+            if let Ok(key) = std::str::from_utf8(key)
+                && let Some(rest) = key.strip_prefix(prefix).and_then(|r| r.strip_prefix(':'))
+            {
+                read_key(&mut view, rest, entry);
             }
-            (Some(("loading", id)), Value::Hash(fields)) => {
-                if let Ok(id) = Uuid::parse_str(id) {
-                    view.loadings.insert(id, loading(fields));
-                }
-            }
-            (Some(("lock", mode)), Value::String(_)) => {
-                let ttl = entry.expires_at_ms.map(|at| at.saturating_sub(now_ms));
-                view.locks.insert(mode.to_owned(), ttl);
-            }
-            (None, Value::Hash(fields)) if rest == "players" => {
-                for (player, raw) in fields {
-                    if let (Some(player), Some(decoded)) =
-                        (parse_uuid(player), PlayerEntry::decode(raw))
-                    {
-                        view.entries.insert(player, decoded);
-                    }
-                }
-            }
-            _ => {}
         }
+        view
+    })
+}
+
+/// Adds one matchmaking key (its name after the prefix) to the view.
+fn read_key(view: &mut RedisView, rest: &str, entry: &Entry) {
+    match (rest.split_once(':'), &entry.value) {
+        (Some(("queue", mode)), Value::Set(members)) => {
+            let players: BTreeSet<Uuid> = members.iter().filter_map(|m| parse_uuid(m)).collect();
+            view.queues.insert(mode.to_owned(), players);
+        }
+        (Some(("loading", id)), Value::Hash(fields)) => {
+            if let Ok(id) = Uuid::parse_str(id) {
+                view.loadings.insert(id, loading(fields));
+            }
+        }
+        (Some(("lock", mode)), Value::String(_)) => {
+            let ttl = entry.expires_at_ms.map(|at| at.saturating_sub(view.now_ms));
+            view.locks.insert(mode.to_owned(), ttl);
+        }
+        (None, Value::Hash(fields)) if rest == "players" => {
+            for (player, raw) in fields {
+                if let (Some(player), Some(decoded)) =
+                    (parse_uuid(player), PlayerEntry::decode(raw))
+                {
+                    view.entries.insert(player, decoded);
+                }
+            }
+        }
+        _ => {}
     }
-    view
 }
 
 fn parse_uuid(bytes: &[u8]) -> Option<Uuid> {

@@ -241,17 +241,16 @@ fn find_uuid(text: &str) -> Option<usize> {
 }
 
 /// Captures service events into a [`TraceLog`], stamped with sim time and host name.
+/// Which events reach it is up to the filter it is installed with.
 pub struct CaptureLayer {
     /// Where events go.
     log: TraceLog,
-    /// Events above this level are ignored.
-    max_level: Level,
 }
 
 impl CaptureLayer {
-    /// A layer writing to `log`, keeping events up to `max_level`.
-    pub fn new(log: TraceLog, max_level: Level) -> Self {
-        Self { log, max_level }
+    /// A layer writing to `log`.
+    pub fn new(log: TraceLog) -> Self {
+        Self { log }
     }
 }
 
@@ -314,10 +313,10 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let level = *event.metadata().level();
-        if level > self.max_level || event.metadata().target().starts_with("turmoil") {
+        if event.metadata().target().starts_with("turmoil") {
             return;
         }
+        let level = *event.metadata().level();
         let mut visitor = FieldText::default();
         event.record(&mut visitor);
         let mut host = String::from("world");

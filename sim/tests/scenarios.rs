@@ -120,7 +120,7 @@ fn clock_failure_during_stale_sweep() {
     assert!(
         !lines_with(
             &timeline,
-            &["cannot read the unix time", "context=cancel_loading"]
+            &["cannot read the unix time", "context=sweep_loading"]
         )
         .is_empty(),
         "{timeline}"

@@ -1,0 +1,304 @@
+//! The step loop: applies world events when they are due, lets the oracle inspect Redis,
+//! stops at the end of the quiet phase (or earlier once the healed world is at rest), then
+//! judges liveness and the lock history.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
+
+use match_server::config::Settings;
+
+use super::build::{self, ServerHandle};
+use super::events::{WorldEvent, schedule};
+use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
+use crate::fake_redis::FakeRedis;
+use crate::oracle::{Invariant, Oracle};
+use crate::panics;
+use crate::redis_view;
+use crate::scenario::Scenario;
+use crate::seams::SimAllocator;
+use crate::trace::{Source, TraceLog};
+
+/// How long no client may act before a settled world counts as at rest.
+const REST_MS: u64 = 2_000;
+
+/// Everything the step loop works with.
+struct Driver<'a> {
+    sim: turmoil::Sim<'a>,
+    settings: Arc<Settings>,
+    fake: FakeRedis,
+    redis_time: RedisTime,
+    allocator: Arc<SimAllocator>,
+    servers: Vec<ServerHandle>,
+    clients: Vec<String>,
+    oracle: Rc<RefCell<Oracle>>,
+    log: TraceLog,
+    faults: BTreeMap<String, u64>,
+    heal_ms: u64,
+}
+
+/// Builds the world for `scenario`, runs it and returns the verdict.
+pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> Outcome {
+    let mut driver = match Driver::new(scenario, config, log) {
+        Ok(driver) => driver,
+        Err(detail) => return Outcome::failed(detail),
+    };
+    let mut events = schedule(scenario, &driver.servers);
+    let end_ms = driver.heal_ms + u64::from(scenario.quiet_phase_ms);
+    let mut next_check_ms = 0;
+    loop {
+        let now_ms = driver.now_ms();
+        driver.redis_time.advance_to(EPOCH_SECS * 1_000 + now_ms);
+        while events.first().is_some_and(|(at, _)| *at <= now_ms) {
+            let (_, event) = events.remove(0);
+            driver.apply(&event, now_ms);
+        }
+        if now_ms >= next_check_ms {
+            next_check_ms = now_ms + config.check_every_ms;
+            if driver.inspect(now_ms) {
+                break;
+            }
+        }
+        if now_ms >= end_ms || panics::any() || !driver.step(now_ms) {
+            break;
+        }
+    }
+    driver.finish(scenario)
+}
+
+impl<'a> Driver<'a> {
+    fn new(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> Result<Self, String> {
+        let settings = Arc::new(sim_settings());
+        let heal_ms = u64::from(scenario.fault_phase_ms);
+        let end_ms = heal_ms + u64::from(scenario.quiet_phase_ms);
+        let latency_ms = u64::from(scenario.faults.latency_max_ms.max(2));
+        let mut sim = turmoil::Builder::new()
+            .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+            .simulation_duration(Duration::from_millis(end_ms + 60_000))
+            .tick_duration(Duration::from_millis(config.tick_ms))
+            .min_message_latency(Duration::from_millis(0))
+            .max_message_latency(Duration::from_millis(latency_ms))
+            .rng_seed(scenario.seed)
+            .build();
+        let redis_time = RedisTime::default();
+        let time = redis_time.clone();
+        let fake = FakeRedis::new(scenario.seed, move || time.now_ms())
+            .map_err(|error| format!("fake Redis failed to start: {error}"))?;
+        fake.set_fault_plan(build::fault_plan(scenario));
+        for fault in &scenario.faults.scheduled {
+            fake.schedule_fault(fault.clone());
+        }
+        let allocator = Arc::new(SimAllocator::new(
+            scenario.faults.allocator,
+            scenario.seed ^ 0xa11c,
+        ));
+        let servers = build::start_servers(&mut sim, scenario, &settings, &fake, &allocator);
+        let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));
+        build::start_clients(&mut sim, scenario, &settings, log, &oracle);
+        let clients = (0..scenario.client_hosts.max(1))
+            .map(|i| format!("client-{i}"))
+            .collect();
+        Ok(Self {
+            sim,
+            settings,
+            fake,
+            redis_time,
+            allocator,
+            servers,
+            clients,
+            oracle,
+            log: log.clone(),
+            faults: BTreeMap::new(),
+            heal_ms,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.sim.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One turmoil step; false when a host failed (recorded as a violation).
+    fn step(&mut self, now_ms: u64) -> bool {
+        match self.sim.step() {
+            Ok(_) => true,
+            Err(error) => {
+                let detail = format!("a host failed: {error}");
+                self.oracle
+                    .borrow_mut()
+                    .violate(Invariant::NoPanic, now_ms, detail);
+                false
+            }
+        }
+    }
+
+    /// Lets the oracle look at Redis; true when the healed world is at rest.
+    fn inspect(&mut self, now_ms: u64) -> bool {
+        let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
+        let timing = &self.settings.timing;
+        let settle_ms = timing.lease_ttl_ms + timing.sweep_interval_ms + 1_000;
+        let settled = now_ms >= self.heal_ms + settle_ms;
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.check_redis(now_ms, &view, settled);
+        let at_rest = settled && oracle.is_at_rest(now_ms, &view, REST_MS);
+        if at_rest {
+            self.log.note_at(
+                now_ms,
+                "world",
+                Source::World,
+                "the world is at rest".into(),
+            );
+        }
+        at_rest
+    }
+
+    /// Liveness and the lock history, then the counts for the report.
+    fn finish(self, scenario: &Scenario) -> Outcome {
+        let now_ms = self.now_ms();
+        let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.check_liveness(now_ms, &view);
+        oracle.check_locks(&redis_view::lock_events(&self.log.events()));
+        let mut faults = self.faults.clone();
+        for (kind, count) in self.fake.fault_counts() {
+            *faults.entry(format!("redis_{kind}")).or_default() += count;
+        }
+        if let Ok(injected) = self.allocator.injected.lock() {
+            for (kind, count) in injected.iter() {
+                *faults.entry(format!("alloc_{kind}")).or_default() += count;
+            }
+        }
+        if scenario.faults.latency_max_ms > 0 {
+            *faults.entry("network_latency".into()).or_default() += 1;
+        }
+        Outcome {
+            violations: oracle.violations().to_vec(),
+            checks: oracle.checks,
+            faults,
+            sim_ms: now_ms,
+            matches: self.allocator.allocations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&mut self, kind: &str) {
+        *self.faults.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Applies one world event and logs it.
+    fn apply(&mut self, event: &WorldEvent, now_ms: u64) {
+        let text = match event {
+            // A partition that heals within TCP's retransmission window delays data but
+            // breaks no connection: turmoil's hold/release models exactly that.
+            WorldEvent::Partition { client, server } => {
+                self.sim.hold(client.as_str(), server.as_str());
+                self.count("network_partition");
+                Some(format!("partition {client} <-> {server}"))
+            }
+            WorldEvent::Repair { client, server } => {
+                self.sim.release(client.as_str(), server.as_str());
+                Some(format!("repair {client} <-> {server}"))
+            }
+            WorldEvent::ClockFail { server } => self.clock(*server, Some(true), None),
+            WorldEvent::ClockRecover { server } => self.clock(*server, Some(false), None),
+            WorldEvent::ClockJump { server, offset_ms } => {
+                self.clock(*server, None, Some(*offset_ms))
+            }
+            WorldEvent::Crash { server } => self.crash(*server),
+            WorldEvent::Shutdown { server } => self.shutdown(*server),
+            WorldEvent::Restart { server } => self.restart(*server),
+            WorldEvent::Heal => {
+                self.heal();
+                Some("faults heal: the world runs quiet".to_owned())
+            }
+        };
+        if let Some(text) = text {
+            self.log.note_at(now_ms, "world", Source::World, text);
+        }
+    }
+
+    /// A clock fault: `failing` and/or a jump to `offset_ms`.
+    fn clock(
+        &mut self,
+        index: usize,
+        failing: Option<bool>,
+        offset_ms: Option<i32>,
+    ) -> Option<String> {
+        let server = self.servers.get(index)?;
+        let name = server.name.clone();
+        if let Some(failing) = failing {
+            server.clock.failing.store(failing, Ordering::Relaxed);
+        }
+        if let Some(offset_ms) = offset_ms {
+            server
+                .clock
+                .offset_ms
+                .store(i64::from(offset_ms), Ordering::Relaxed);
+        }
+        let text = match (failing, offset_ms) {
+            (Some(true), _) => {
+                self.count("clock_failure");
+                format!("clock of {name} fails (before the epoch)")
+            }
+            (Some(false), _) => format!("clock of {name} recovers"),
+            (None, Some(offset_ms)) => {
+                self.count("clock_jump");
+                format!("clock of {name} jumps to {offset_ms:+} ms")
+            }
+            (None, None) => return None,
+        };
+        Some(text)
+    }
+
+    /// A machine failure: the host vanishes from the network first (a dead machine sends no
+    /// FIN or RST; its peers find out by silence), then its process dies. Cutting the links
+    /// first also keeps the run deterministic: the order in which tokio drops a dead
+    /// runtime's tasks follows global task ids.
+    fn crash(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        if !self.sim.is_host_running(name.as_str()) {
+            return None;
+        }
+        for client in &self.clients {
+            self.sim.partition(client.as_str(), name.as_str());
+        }
+        self.sim.crash(name.as_str());
+        self.count("server_crash");
+        Some(format!("{name} crashes"))
+    }
+
+    fn shutdown(&mut self, index: usize) -> Option<String> {
+        let server = self.servers.get(index)?;
+        server.shutdown.notify_waiters();
+        let text = format!("{} shuts down gracefully", server.name);
+        self.count("server_shutdown");
+        Some(text)
+    }
+
+    /// Brings a server back: its links come back and its process starts again.
+    fn restart(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        for client in &self.clients {
+            self.sim.repair(client.as_str(), name.as_str());
+        }
+        self.sim.bounce(name.as_str());
+        Some(format!("{name} restarts"))
+    }
+
+    fn heal(&mut self) {
+        self.fake.set_faults_enabled(false);
+        self.allocator.heal();
+        self.sim.set_max_message_latency(Duration::from_millis(2));
+        for index in 0..self.servers.len() {
+            if let Some(server) = self.servers.get(index) {
+                server.clock.failing.store(false, Ordering::Relaxed);
+                server.clock.offset_ms.store(0, Ordering::Relaxed);
+                let name = server.name.clone();
+                if !self.sim.is_host_running(name.as_str()) {
+                    self.restart(index);
+                }
+            }
+        }
+    }
+}

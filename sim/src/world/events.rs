@@ -1,0 +1,120 @@
+//! The scenario's faults as timed world events, and how the driver applies each one.
+
+use super::build::ServerHandle;
+use crate::scenario::{ClockFaultKind, ProcessFaultKind, Scenario};
+
+/// A world event the driver applies at a time.
+#[derive(Clone, Debug)]
+pub enum WorldEvent {
+    /// Messages between a client host and a server are held (a partition TCP survives).
+    Partition {
+        /// The client host.
+        client: String,
+        /// The server.
+        server: String,
+    },
+    /// The held messages flow again.
+    Repair {
+        /// The client host.
+        client: String,
+        /// The server.
+        server: String,
+    },
+    /// A server's clock starts failing.
+    ClockFail {
+        /// Server index.
+        server: usize,
+    },
+    /// A server's clock works again.
+    ClockRecover {
+        /// Server index.
+        server: usize,
+    },
+    /// A server's clock jumps.
+    ClockJump {
+        /// Server index.
+        server: usize,
+        /// The offset from true sim time.
+        offset_ms: i32,
+    },
+    /// A server dies.
+    Crash {
+        /// Server index.
+        server: usize,
+    },
+    /// A server shuts down gracefully.
+    Shutdown {
+        /// Server index.
+        server: usize,
+    },
+    /// A server comes back.
+    Restart {
+        /// Server index.
+        server: usize,
+    },
+    /// Every fault heals; the quiet phase starts.
+    Heal,
+}
+
+/// The scenario's faults as timed world events, heal included, sorted by time.
+pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, WorldEvent)> {
+    let heal = u64::from(scenario.fault_phase_ms);
+    let server_count = servers.len().max(1);
+    let clients = usize::from(scenario.client_hosts.max(1));
+    let mut events = vec![(heal, WorldEvent::Heal)];
+    for p in &scenario.faults.partitions {
+        let client = format!("client-{}", usize::from(p.client_host) % clients);
+        let server = format!("server-{}", usize::from(p.server) % server_count);
+        let at = u64::from(p.at_ms);
+        let end = (at + u64::from(p.duration_ms)).min(heal);
+        events.push((
+            at,
+            WorldEvent::Partition {
+                client: client.clone(),
+                server: server.clone(),
+            },
+        ));
+        events.push((end, WorldEvent::Repair { client, server }));
+    }
+    for c in &scenario.faults.clock {
+        let server = usize::from(c.server) % server_count;
+        let at = u64::from(c.at_ms);
+        match c.kind {
+            ClockFaultKind::Fail { duration_ms } => {
+                events.push((at, WorldEvent::ClockFail { server }));
+                events.push((
+                    (at + u64::from(duration_ms)).min(heal),
+                    WorldEvent::ClockRecover { server },
+                ));
+            }
+            ClockFaultKind::Jump { offset_ms } => {
+                events.push((at, WorldEvent::ClockJump { server, offset_ms }))
+            }
+        }
+    }
+    for p in &scenario.faults.process {
+        let server = usize::from(p.server) % server_count;
+        let at = u64::from(p.at_ms);
+        let event = match p.kind {
+            ProcessFaultKind::Crash => WorldEvent::Crash { server },
+            ProcessFaultKind::Shutdown => WorldEvent::Shutdown { server },
+        };
+        events.push((at, event));
+        events.push((
+            (at + u64::from(p.restart_after_ms)).min(heal),
+            WorldEvent::Restart { server },
+        ));
+    }
+    events.retain(|(at, event)| {
+        *at < heal
+            || matches!(
+                event,
+                WorldEvent::Heal
+                    | WorldEvent::Repair { .. }
+                    | WorldEvent::ClockRecover { .. }
+                    | WorldEvent::Restart { .. }
+            )
+    });
+    events.sort_by_key(|(at, _)| *at);
+    events
+}

@@ -1,0 +1,190 @@
+//! The world: one turmoil simulation running real match-server instances on a shared fake
+//! Redis, client hosts full of players, and a driver that injects the scenario's faults,
+//! heals them, and asks the oracle along the way.
+//!
+//! - this file: the public API (`run`, its configuration and report, the sim settings).
+//! - `build`: servers, client hosts, fault plan, oracle bounds.
+//! - `events`: the scenario's faults as timed world events, and how each is applied.
+//! - `driver`: the step loop.
+
+mod build;
+mod driver;
+mod events;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use match_server::config::{Settings, Timing};
+use tracing::Level;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::oracle::{Invariant, Violation};
+use crate::panics;
+use crate::player::SERVER_PORT;
+use crate::scenario::Scenario;
+use crate::trace::{self, CaptureLayer, TraceEvent, TraceLog};
+
+/// Unix time at the start of every simulation: fixed, so runs repeat to the byte.
+pub const EPOCH_SECS: u64 = 1_700_000_000;
+
+/// The largest clock jump a scenario draws (instances are assumed NTP-synchronised within
+/// this bound; leases rely on it).
+pub const MAX_CLOCK_SKEW_MS: u64 = 1_500;
+
+/// The module whose debug events record lock acquisitions and releases.
+const LOCK_EVENTS_TARGET: &str = "match_server::matchmaker::lock";
+
+/// How a run is driven.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// turmoil's step, in ms of sim time.
+    pub tick_ms: u64,
+    /// How often the oracle inspects Redis, in ms of sim time.
+    pub check_every_ms: u64,
+    /// The most detailed service events the trace keeps.
+    pub trace_level: Level,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 20,
+            check_every_ms: 100,
+            trace_level: Level::INFO,
+        }
+    }
+}
+
+/// Everything one run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// What ran.
+    pub scenario: Scenario,
+    /// Broken invariants, in order.
+    pub violations: Vec<Violation>,
+    /// The event log.
+    pub trace: Vec<TraceEvent>,
+    /// Hash of the full log, for the determinism check.
+    pub trace_hash: u64,
+    /// Individual invariant checks performed.
+    pub checks: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Sim time covered, in ms.
+    pub sim_ms: u64,
+    /// Matches that got a game server.
+    pub matches: u64,
+}
+
+impl RunReport {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What the driver hands back.
+#[derive(Debug, Default)]
+struct Outcome {
+    violations: Vec<Violation>,
+    checks: u64,
+    faults: BTreeMap<String, u64>,
+    sim_ms: u64,
+    matches: u64,
+}
+
+impl Outcome {
+    fn failed(detail: String) -> Self {
+        let violation = Violation {
+            invariant: Invariant::NoPanic,
+            at_ms: 0,
+            detail,
+        };
+        Self {
+            violations: vec![violation],
+            ..Self::default()
+        }
+    }
+}
+
+/// The service settings of the simulation: production defaults with timings shortened so a
+/// seed covers many loading timeouts, lease expiries and sweeps in a few sim seconds.
+pub fn sim_settings() -> Settings {
+    Settings {
+        bind: format!("0.0.0.0:{SERVER_PORT}"),
+        timing: Timing {
+            match_interval_ms: 500,
+            loading_timeout_ms: 3_000,
+            allocation_timeout_ms: 1_000,
+            sweep_interval_ms: 500,
+            lease_ttl_ms: 3_000,
+            lease_renew_interval_ms: 1_000,
+            resync_interval_ms: 1_000,
+            lock_ttl_ms: 2_000,
+            redis_command_timeout_ms: 1_000,
+            heartbeat_interval_ms: 2_000,
+            idle_timeout_ms: 8_000,
+            shutdown_timeout_ms: 3_000,
+            subscriber_retry_ms: 100,
+        },
+        ..Settings::default()
+    }
+}
+
+/// Runs `scenario` to its end and judges it.
+pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
+    let log = TraceLog::default();
+    // turmoil's own events are noise, but its `node` span names the host of every event.
+    // The lock's debug events always stay: the oracle's lock check reads them.
+    let max_level = config.trace_level;
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+        if meta.target().starts_with("turmoil") {
+            meta.is_span() && meta.name() == "node"
+        } else {
+            *meta.level() <= max_level || meta.target() == LOCK_EVENTS_TARGET
+        }
+    });
+    let subscriber =
+        tracing_subscriber::registry().with(CaptureLayer::new(log.clone()).with_filter(filter));
+    let outcome = tracing::subscriber::with_default(subscriber, || {
+        panics::catch(|| driver::drive(scenario, config, &log))
+    })
+    .unwrap_or_else(|message| Outcome::failed(format!("the run panicked: {message}")));
+    let mut violations = outcome.violations;
+    for (at_ms, detail) in panics::take() {
+        violations.push(Violation {
+            invariant: Invariant::NoPanic,
+            at_ms,
+            detail,
+        });
+    }
+    let trace = log.events();
+    RunReport {
+        scenario: scenario.clone(),
+        violations,
+        trace_hash: trace::hash(&trace),
+        trace,
+        checks: outcome.checks,
+        faults: outcome.faults,
+        sim_ms: outcome.sim_ms,
+        matches: outcome.matches,
+    }
+}
+
+/// The fake's clock: sim unix time, never going backwards (hosts within one step may read
+/// times up to a tick apart).
+#[derive(Clone, Default)]
+struct RedisTime(Arc<AtomicU64>);
+
+impl RedisTime {
+    fn now_ms(&self) -> u64 {
+        let now = crate::seams::sim_unix_ms();
+        self.0.fetch_max(now, Ordering::Relaxed).max(now)
+    }
+
+    fn advance_to(&self, unix_ms: u64) {
+        self.0.fetch_max(unix_ms, Ordering::Relaxed);
+    }
+}
