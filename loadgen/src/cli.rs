@@ -62,6 +62,10 @@ pub struct Cli {
     /// How long to wait after the last player for the server to clean Redis up.
     #[arg(long = "settle-timeout", default_value_t = 10.0, value_name = "S")]
     pub settle_timeout_s: f64,
+    /// Tap Redis with MONITOR to split client commands from script-inner ones (slows Redis:
+    /// for calibration runs, not timed ones). Needs --redis.
+    #[arg(long)]
+    pub monitor: bool,
     /// Runtime worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -100,6 +104,8 @@ pub struct Plan {
     pub players_per_match: usize,
     /// Redis URL, checked to be loopback.
     pub redis_url: Option<String>,
+    /// Redis socket address for the MONITOR tap, when asked for.
+    pub monitor: Option<SocketAddr>,
     /// Service key prefix.
     pub key_prefix: String,
     /// Registry prefix.
@@ -147,13 +153,17 @@ impl Cli {
         if targets.is_empty() {
             return Err(PlanError::Invalid("--servers names no server".into()));
         }
-        let redis_url = match &self.redis {
+        let (redis_url, redis_addr) = match &self.redis {
             Some(url) => {
-                loopback_addr("--redis", url, Some(REDIS_DEFAULT_PORT))?;
-                Some(url.clone())
+                let addr = loopback_addr("--redis", url, Some(REDIS_DEFAULT_PORT))?;
+                (Some(url.clone()), Some(addr))
             }
-            None => None,
+            None => (None, None),
         };
+        if self.monitor && redis_addr.is_none() {
+            return Err(PlanError::Invalid("--monitor needs --redis".into()));
+        }
+        let monitor = redis_addr.filter(|_| self.monitor);
         let stub_gs = match &self.stub_gs {
             Some(addr) if redis_url.is_none() => {
                 return Err(PlanError::Invalid(format!(
@@ -203,6 +213,7 @@ impl Cli {
             mode: self.mode.clone(),
             players_per_match,
             redis_url,
+            monitor,
             key_prefix: self.key_prefix.clone(),
             registry_prefix: self.registry_prefix.clone(),
             stub_gs,

@@ -7,7 +7,7 @@
 //!
 //! - [`cli`]: options, validated into a plan; every address must be loopback ([`loopback`]).
 //! - [`run`]: one run end to end: stub game server ([`stub_gs`]), Redis counters
-//!   ([`redis_probe`]), the players ([`drive`], [`player`]), verification ([`verify`]) and
+//!   ([`redis_probe`], optionally [`monitor`]), the players ([`drive`], [`player`]), verification ([`verify`]) and
 //!   the report ([`report`]).
 //!
 //! Exit status: 0 when the verification passed, 1 when it found a problem, 2 for a bad
@@ -16,6 +16,7 @@
 mod cli;
 mod drive;
 mod loopback;
+mod monitor;
 mod player;
 mod redis_probe;
 mod report;

@@ -12,11 +12,17 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 /// How long a player keeps reading after its own close, to catch frames sent after
 /// `match_found` (a duplicate would arrive there).
 const LINGER_AFTER_MATCH_MS: u64 = 1_000;
+
+/// Read buffer per player connection. tungstenite's default (128 KiB) is zero-filled on
+/// every read; server frames here are a few hundred bytes, and thousands of players share
+/// the machine with the server under test.
+const READ_BUFFER_BYTES: usize = 4_096;
 
 /// A server instance the players connect to.
 #[derive(Clone, Debug)]
@@ -189,9 +195,11 @@ async fn connect(target: &Target) -> Result<Socket, String> {
     stream
         .set_nodelay(true)
         .map_err(|error| format!("set_nodelay: {error}"))?;
-    let (socket, _response) = tokio_tungstenite::client_async(target.url.as_str(), stream)
-        .await
-        .map_err(|error| format!("websocket handshake: {error}"))?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (socket, _response) =
+        tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config))
+            .await
+            .map_err(|error| format!("websocket handshake: {error}"))?;
     Ok(socket)
 }
 

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::monitor::MonitorCounts;
 use crate::player::{Outcome, PlayerRecord};
 use crate::redis_probe::CommandStat;
 use crate::verify::{Finding, Verdict};
@@ -77,6 +78,10 @@ pub struct RedisCost {
     pub cpu_us_per_matched_player: f64,
     /// Whether every players entry was gone before the counters were read.
     pub drained: bool,
+    /// With `--monitor`: commands clients sent per matched player (`evalsha:<script>`).
+    pub top_level_per_matched_player: Option<BTreeMap<String, f64>>,
+    /// With `--monitor`: commands scripts ran per matched player.
+    pub inner_per_matched_player: Option<BTreeMap<String, f64>>,
 }
 
 impl RedisCost {
@@ -116,7 +121,23 @@ impl RedisCost {
             by_command,
             cpu_us_per_matched_player: per_player(cpu_s * 1e6),
             drained,
+            top_level_per_matched_player: None,
+            inner_per_matched_player: None,
         }
+    }
+
+    /// Adds the MONITOR split, divided by the matched players.
+    pub fn add_monitor(&mut self, counts: Option<&MonitorCounts>, matched: usize) {
+        let Some(counts) = counts else {
+            return;
+        };
+        let divide = |map: &BTreeMap<String, u64>| -> BTreeMap<String, f64> {
+            map.iter()
+                .map(|(name, calls)| (name.clone(), *calls as f64 / matched.max(1) as f64))
+                .collect()
+        };
+        self.top_level_per_matched_player = Some(divide(&counts.top_level));
+        self.inner_per_matched_player = Some(divide(&counts.inner));
     }
 }
 
@@ -346,6 +367,25 @@ fn render_redis(out: &mut String, redis: Option<&RedisCost>) {
             "  {name:<20} {:>10} calls  {:>7.3}/matched player  {:>7.2} us/call",
             cost.calls, cost.per_matched_player, cost.usec_per_call
         );
+    }
+    let split = [
+        (
+            "sent by clients (MONITOR)",
+            &redis.top_level_per_matched_player,
+        ),
+        (
+            "run inside scripts (MONITOR)",
+            &redis.inner_per_matched_player,
+        ),
+    ];
+    for (title, map) in split {
+        if let Some(map) = map {
+            let total: f64 = map.values().sum();
+            let _ = writeln!(out, "  {title}: {total:.3}/matched player");
+            for (name, per_player) in map {
+                let _ = writeln!(out, "    {name:<28} {per_player:>7.3}/matched player");
+            }
+        }
     }
 }
 

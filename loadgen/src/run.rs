@@ -5,6 +5,7 @@ use redis::aio::MultiplexedConnection;
 
 use crate::cli::Plan;
 use crate::drive::{Driven, drive};
+use crate::monitor::Monitor;
 use crate::redis_probe::{self, Snapshot};
 use crate::report::{RedisCost, Report, VerdictSummary, tallies, timings};
 use crate::stub_gs::{self, StubGameServer};
@@ -19,6 +20,9 @@ pub enum RunError {
     /// The stub game server could not bind.
     #[error("stub game server: {0}")]
     Stub(std::io::Error),
+    /// The MONITOR tap could not start.
+    #[error("redis MONITOR: {0}")]
+    Monitor(std::io::Error),
 }
 
 /// The Redis side of a run.
@@ -43,10 +47,18 @@ pub async fn run(plan: &Plan) -> Result<Report, RunError> {
         Some(side) => Some(redis_probe::snapshot(&mut side.connection).await?),
         None => None,
     };
+    let tap = match plan.monitor {
+        Some(addr) => Some(Monitor::start(addr).await.map_err(RunError::Monitor)?),
+        None => None,
+    };
     let driven = drive(plan).await;
     let (cost_inputs, leftovers) = match (&mut redis, before) {
         (Some(side), Some(before)) => {
             let (after, drained) = settle(side, plan).await?;
+            let tapped = match tap {
+                Some(tap) => Some(tap.finish().await),
+                None => None,
+            };
             let leftovers = redis_probe::leftovers(
                 &mut side.connection,
                 &plan.key_prefix,
@@ -54,7 +66,7 @@ pub async fn run(plan: &Plan) -> Result<Report, RunError> {
             )
             .await?;
             stub_gs::unregister(&mut side.connection, &side.registry_keys).await?;
-            (Some((before, after, drained)), leftovers)
+            (Some((before, after, drained, tapped)), leftovers)
         }
         _ => (None, Vec::new()),
     };
@@ -64,14 +76,16 @@ pub async fn run(plan: &Plan) -> Result<Report, RunError> {
         redis_leftovers: leftovers,
     };
     let verdict = verify(&driven.records, &evidence);
-    let redis_cost = cost_inputs.map(|(before, after, drained)| {
+    let redis_cost = cost_inputs.map(|(before, after, drained, tapped)| {
         let delta = redis_probe::delta(&before, &after);
-        RedisCost::new(
+        let mut cost = RedisCost::new(
             &delta,
             after.cpu_s - before.cpu_s,
             verdict.matched_players,
             drained,
-        )
+        );
+        cost.add_monitor(tapped.as_ref(), verdict.matched_players);
+        cost
     });
     let stub_sessions = evidence.game_server_sessions.as_ref().map(|s| s.len());
     Ok(build_report(
