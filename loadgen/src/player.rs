@@ -19,6 +19,12 @@ use uuid::Uuid;
 /// `match_found` (a duplicate would arrive there).
 const LINGER_AFTER_MATCH_MS: u64 = 1_000;
 
+/// Connection attempts per player: a refused or reset connect (listen backlog overflow
+/// under a burst) is retried, as a real client would, since nothing was sent yet.
+const MAX_CONNECT_ATTEMPTS: u32 = 3;
+/// Pause between connection attempts.
+const CONNECT_RETRY_MS: u64 = 20;
+
 /// Read buffer per player connection. tungstenite's default (128 KiB) is zero-filled on
 /// every read; server frames here are a few hundred bytes, and thousands of players share
 /// the machine with the server under test.
@@ -163,7 +169,7 @@ type Socket = WebSocketStream<TcpStream>;
 /// Runs one player to its end; never fails, every problem is in the record.
 pub async fn run(plan: PlayerPlan, target: &Target) -> PlayerRecord {
     let mut record = PlayerRecord::new(&plan);
-    let connected = tokio::time::timeout_at(plan.deadline, connect(target)).await;
+    let connected = tokio::time::timeout_at(plan.deadline, connect_with_retry(target)).await;
     let mut socket = match connected {
         Ok(Ok(socket)) => socket,
         Ok(Err(error)) => {
@@ -185,6 +191,23 @@ pub async fn run(plan: PlayerPlan, target: &Target) -> PlayerRecord {
         let _ = socket.close(None).await;
     }
     record
+}
+
+/// [`connect`], retried up to [`MAX_CONNECT_ATTEMPTS`] times; the last error otherwise.
+async fn connect_with_retry(target: &Target) -> Result<Socket, String> {
+    let mut attempt = 1;
+    loop {
+        match connect(target).await {
+            Ok(socket) => return Ok(socket),
+            Err(error) if attempt >= MAX_CONNECT_ATTEMPTS => {
+                return Err(format!("{error} (after {attempt} attempts)"));
+            }
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(CONNECT_RETRY_MS)).await;
+            }
+        }
+    }
 }
 
 /// Opens the TCP connection (no Nagle: frames are small) and the WebSocket on it.
