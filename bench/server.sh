@@ -111,6 +111,20 @@ peak_rss_kb() {
   done
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+# CPU seconds of every server, summed.
+servers_cpu_s() {
+  local pid total=0
+  for pid in "${SERVER_PIDS[@]}"; do
+    total="$(python3 -c "print($total + $(cpu_s "$pid"))")"
+  done
+  echo "$total"
+}
+
 stop_all() {
   cleanup
 }
@@ -122,12 +136,19 @@ scenario() {
   start_redis
   start_servers "$count"
   log "$name: $count instance(s), loadgen $*  (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  local status=0
-  "$TARGET/release/match-loadgen" --servers "$SERVER_URLS" --mode "$MODE" \
+  local status=0 server_cpu0 redis_cpu0
+  server_cpu0="$(servers_cpu_s)"
+  redis_cpu0="$(cpu_s "$REDIS_PID")"
+  /usr/bin/time -o "$OUT/$name.loadgen-cpu" -f "%U %S" \
+    "$TARGET/release/match-loadgen" --servers "$SERVER_URLS" --mode "$MODE" \
     --redis "redis://127.0.0.1:$REDIS_PORT" --stub-gs 127.0.0.1:0 \
     --stub-gs-servers "$STUB_SERVERS" --concurrency "$CONCURRENCY" --json "$@" \
     >"$OUT/$name.json" || status=$?
   echo "$(peak_rss_kb)" >"$OUT/$name.rss"
+  # CPU seconds used during the run: servers, redis-server, load generator.
+  echo "$(python3 -c "print($(servers_cpu_s) - $server_cpu0)") \
+$(python3 -c "print($(cpu_s "$REDIS_PID") - $redis_cpu0)") \
+$(awk '{print $1 + $2}' "$OUT/$name.loadgen-cpu")" >"$OUT/$name.cpu"
   cut -d' ' -f1-3 /proc/loadavg >"$OUT/$name.load"
   stop_all
   [ "$status" -le 1 ] || die "$name: match-loadgen failed with status $status"
@@ -213,6 +234,7 @@ machine() {
 main() {
   command -v redis-server >/dev/null || die "redis-server is not installed"
   command -v redis-benchmark >/dev/null || die "redis-benchmark is not installed"
+  [ -x /usr/bin/time ] || die "/usr/bin/time is not installed (apt-get install time)"
   log "building release binaries into $TARGET"
   (cd "$ROOT" && cargo build --release -q -p match-server -p match-loadgen)
   machine

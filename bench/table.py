@@ -66,6 +66,14 @@ def bound(top_level, rates):
     return (1.0 / seconds if seconds else 0.0), terms
 
 
+def cpu_per_player(out, name, matched):
+    """CPU microseconds per matched player of (servers, redis-server, loadgen)."""
+    path = out / f"{name}.cpu"
+    if not path.exists() or not matched:
+        return None
+    return [float(v) * 1e6 / matched for v in path.read_text().split()]
+
+
 def lat(p):
     return f"{p['p50_ms']:.1f} / {p['p95_ms']:.1f} / {p['p99_ms']:.1f}"
 
@@ -91,9 +99,22 @@ def main():
                   f"{lat(r['enqueue_to_start_loading'])} | {lat(r['enqueue_to_match_found'])} | "
                   f"{rss_mib(out, name)} | {verdict} | {avg} |")
     print()
+    print("| instances | CPU us/matched player: servers + Redis + loadgen = total "
+          "| 2-core ceiling (2 s / total) | ceiling without the loadgen |")
+    print("|---|---|---|---|")
+    for n in instances:
+        r = load(out, f"i{n}-max")
+        cpu = cpu_per_player(out, f"i{n}-max", r and r["matched_players"])
+        if cpu is None:
+            continue
+        total = sum(cpu)
+        print(f"| {n} | {cpu[0]:.0f} + {cpu[1]:.0f} + {cpu[2]:.0f} = {total:.0f} | "
+              f"{2e6 / total:,.0f} | {2e6 / (cpu[0] + cpu[1]):,.0f} |")
+    print()
     print("| instances | Redis commands/matched player (all) | client round trips/matched player "
           "| Redis CPU us/matched player | Redis-implied bound players/s | max / bound |")
     print("|---|---|---|---|---|---|")
+    arithmetic = []
     for n in instances:
         top = load(out, f"i{n}-max")
         cal = load(out, f"i{n}-monitor")
@@ -105,8 +126,10 @@ def main():
         print(f"| {n} | {top['redis']['commands_per_matched_player']:.1f} | "
               f"{sum(top_level.values()):.2f} | {top['redis']['cpu_us_per_matched_player']:.0f} | "
               f"{implied:,.0f} | {ratio:.2f} (bound is {1 / ratio if ratio else 0:.1f}x) |")
-        print()
-        print(f"Bound arithmetic ({n} instance(s)): 1 / (" + " + ".join(terms) + ")")
+        arithmetic.append(f"Bound arithmetic ({n} instance(s)): 1 / (" + " + ".join(terms) + ")")
+    print()
+    for line in arithmetic:
+        print(line)
         print()
     print("| redis-benchmark (-c 50, no pipelining) | ops/s |")
     print("|---|---|")
