@@ -6,11 +6,18 @@
 -- still tells its client the right reason.
 
 local function split_fields(raw)
+  -- Plain find, not a pattern: entries are decoded in every script, often many per call.
   local fields = {}
-  for part in string.gmatch(raw .. '|', '([^|]*)|') do
-    fields[#fields + 1] = part
+  local start = 1
+  while true do
+    local bar = string.find(raw, '|', start, true)
+    if not bar then
+      fields[#fields + 1] = string.sub(raw, start)
+      return fields
+    end
+    fields[#fields + 1] = string.sub(raw, start, bar - 1)
+    start = bar + 1
   end
-  return fields
 end
 
 local function decode_player(raw)
