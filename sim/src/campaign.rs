@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use proptest::strategy::ValueTree;
+
 use crate::oracle::{Invariant, Violation};
 use crate::scenario::{self, Behavior, Scenario, Shape};
 use crate::trace::{self, Aliases, LevelName, Source};
@@ -353,41 +355,95 @@ fn list_or_none(items: &[&str]) -> String {
     }
 }
 
-/// Shrinks the scenario of a failing seed; `None` when the seed passes.
+/// Shrinks the scenario of a failing seed; `None` when the seed passes. Candidates must
+/// break the same invariant as the original run.
 pub fn shrink(
     seed: u64,
     shape: Shape,
     config: &RunConfig,
     max_runs: usize,
-    mut progress: impl FnMut(usize, &Scenario),
+    progress: impl FnMut(usize, &Scenario),
 ) -> Option<(Scenario, Vec<Violation>)> {
-    let mut tree = scenario::tree(seed, shape)?;
+    let tree = scenario::tree(seed, shape)?;
     let first = world::run(&tree.current(), config);
     let invariant = first.violations.first()?.invariant;
     let fails = |scenario: &Scenario| {
         let report = world::run(scenario, config);
-        report
-            .violations
-            .iter()
-            .any(|v| v.invariant == invariant)
-            .then_some(report.violations)
+        let same = report.violations.iter().any(|v| v.invariant == invariant);
+        same.then_some(report.violations)
     };
-    let mut best = (tree.current(), first.violations);
-    let mut runs = 0;
-    if tree.simplify() {
-        while runs < max_runs {
-            runs += 1;
-            let candidate = tree.current();
-            progress(runs, &candidate);
-            if let Some(violations) = fails(&candidate) {
-                best = (candidate, violations);
-                if !tree.simplify() {
-                    break;
-                }
-            } else if !tree.complicate() {
+    Some(shrink_tree(
+        tree,
+        first.violations,
+        fails,
+        max_runs,
+        progress,
+    ))
+}
+
+/// proptest's shrinking loop over a failing value tree: simplify while the candidate still
+/// fails, complicate when it passes, until neither moves or `max_runs` candidates ran.
+pub fn shrink_tree<T>(
+    mut tree: Box<dyn ValueTree<Value = Scenario>>,
+    failure: T,
+    fails: impl Fn(&Scenario) -> Option<T>,
+    max_runs: usize,
+    mut progress: impl FnMut(usize, &Scenario),
+) -> (Scenario, T) {
+    let mut best = (tree.current(), failure);
+    if !tree.simplify() {
+        return best;
+    }
+    for runs in 1..=max_runs {
+        let candidate = tree.current();
+        progress(runs, &candidate);
+        if let Some(failure) = fails(&candidate) {
+            best = (candidate, failure);
+            if !tree.simplify() {
                 break;
             }
+        } else if !tree.complicate() {
+            break;
         }
     }
-    Some(best)
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: shrinking finds the minimal scenario of a failure - here "at least three
+    /// players never complete loading" must shrink to exactly three such players and no
+    /// faults - and the result still fails.
+    #[test]
+    fn shrinking_reaches_a_minimal_failing_scenario() {
+        let never = |s: &Scenario| {
+            s.players
+                .iter()
+                .filter(|p| p.behavior == Behavior::NeverCompletes)
+                .count()
+        };
+        let fails = |s: &Scenario| (never(s) >= 3).then_some(());
+        let seed = (0..500)
+            .find(|seed| {
+                scenario::generate(*seed, Shape::default())
+                    .is_some_and(|s| fails(&s).is_some() && s.players.len() > 4)
+            })
+            .expect("a seed with three never-completing players");
+        let tree = scenario::tree(seed, Shape::default()).unwrap();
+        let (minimal, ()) = shrink_tree(tree, (), fails, 10_000, |_, _| {});
+        assert_eq!(never(&minimal), 3, "{minimal:?}");
+        assert_eq!(
+            minimal.players.len(),
+            4,
+            "the shape keeps at least 4 players"
+        );
+        assert_eq!(
+            minimal.faults.partitions.len()
+                + minimal.faults.process.len()
+                + minimal.faults.clock.len(),
+            0
+        );
+    }
 }
