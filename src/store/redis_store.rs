@@ -111,11 +111,16 @@ impl Store for RedisStore {
         keys: &[String],
         args: &[String],
     ) -> Result<Reply, StoreError> {
-        let redis_script = self
-            .scripts
-            .get(&script.sha1)
-            .cloned()
-            .unwrap_or_else(|| redis::Script::new(&script.source));
+        // The service's scripts are prepared once; only an unknown script is built here
+        // (cloning a prepared one would copy its whole source on every call).
+        let built;
+        let redis_script = match self.scripts.get(&script.sha1) {
+            Some(prepared) => prepared,
+            None => {
+                built = redis::Script::new(&script.source);
+                &built
+            }
+        };
         let mut invocation = redis_script.prepare_invoke();
         for key in keys {
             invocation.key(key);
