@@ -2,149 +2,23 @@
 //! that keeps every reply as Redis sent it, snapshots of one key namespace, and pattern
 //! subscribers that make PUBLISH counts non-trivial.
 //!
-//! The server is `MATCH_TEST_REDIS_URL` when set (the CI runner points it at the server it
-//! starts), otherwise one redis-server per test binary on a free loopback port, started
-//! by `sh` beside a watchdog loop that kills it as soon as the test process is gone
-//! (Rust runs no destructor for a static at exit, so the cleanup cannot live in here).
+//! The server comes from `match-testkit`, as for the integration tests:
+//! `MATCH_TEST_REDIS_URL` when set, otherwise one private redis-server per test binary.
 //! Every test keeps to its own key namespace and never flushes, so a shared server is fine.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use match_server::store::Reply;
 use match_sim::conformance::{Data, KeyState, Outcome, Snapshot};
+pub use match_testkit::redis_server::redis_url;
 use redis::{ConnectionLike, Value};
 
-/// Environment variable naming an already running Redis to use instead of starting one.
-pub const REDIS_URL_ENV: &str = "MATCH_TEST_REDIS_URL";
-
-/// How long a started redis-server may take to answer PING.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts at starting redis-server (a free port may be taken between probe and start).
-const START_ATTEMPTS: u32 = 3;
 /// How long one command may take before the suite gives up on the server.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keys asked for per SCAN page while taking a snapshot.
 const SNAPSHOT_SCAN_COUNT: &str = "1000";
-
-/// Kills redis-server once the process `$1` is gone; redis-server's own arguments follow.
-const WATCHDOG: &str = r#"parent="$1"; shift
-redis-server "$@" &
-redis=$!
-while kill -0 "$parent" 2>/dev/null && kill -0 "$redis" 2>/dev/null; do sleep 0.2; done
-kill "$redis" 2>/dev/null
-wait "$redis" 2>/dev/null"#;
-
-/// The URL every test of this binary shares, decided once.
-static REDIS_URL: OnceLock<String> = OnceLock::new();
-
-/// The URL of the Redis the suite compares the fake with.
-pub fn redis_url() -> String {
-    REDIS_URL
-        .get_or_init(|| match std::env::var(REDIS_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => start_redis_server(),
-        })
-        .clone()
-}
-
-/// Starts a private redis-server and returns its URL; fails the test with instructions
-/// when it cannot, because a skipped conformance suite would pass without comparing.
-fn start_redis_server() -> String {
-    check_installed();
-    let mut failures = Vec::new();
-    for _ in 0..START_ATTEMPTS {
-        let port = free_port();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("conformance-redis")
-            .arg(std::process::id().to_string())
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().display().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot run sh to start redis-server: {error}"));
-        if wait_for_pong(port) {
-            // The watchdog outlives every test; a detached thread reaps it should it end.
-            std::thread::spawn(move || child.wait());
-            return format!("redis://127.0.0.1:{port}");
-        }
-        failures.push(port);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!(
-        "redis-server did not answer PING on ports {failures:?} within {STARTUP_TIMEOUT:?}; \
-         run `redis-server --port 6399` by hand to see why, or point {REDIS_URL_ENV} at a \
-         running Redis 7"
-    );
-}
-
-/// Fails with installation instructions when redis-server is not on PATH.
-fn check_installed() {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "the conformance suite compares the fake with a real Redis 7, but `redis-server` is \
-         not on PATH, and a suite that skips proves nothing.\n\
-         Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; Fedora: \
-         `sudo dnf install redis`; macOS: `brew install redis`), or set \
-         {REDIS_URL_ENV}=redis://host:port to use a running Redis 7 (the suite keeps to its \
-         own keys and never flushes, so a shared one is fine)."
-    );
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .unwrap_or_else(|error| panic!("cannot bind a loopback port: {error}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|error| panic!("bound socket has no address: {error}"))
-        .port()
-}
-
-/// Whether Redis on `port` answers PING before the startup timeout.
-fn wait_for_pong(port: u16) -> bool {
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    while Instant::now() < deadline {
-        if ping(port) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// One PING over a plain socket.
-fn ping(port: u16) -> bool {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0_u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
-}
 
 /// A connection to the real Redis that reports replies exactly as sent.
 pub struct RealRedis {
