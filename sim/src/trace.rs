@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
@@ -257,8 +257,13 @@ impl CaptureLayer {
 /// The host name turmoil attaches to its `node` span.
 struct NodeName(String);
 
-/// A span's name and fields, rendered once at creation.
-struct SpanText(String);
+/// A span's name and fields, rendered at creation and extended when fields are recorded.
+struct SpanText {
+    /// The span's name.
+    name: &'static str,
+    /// `key=value` pairs.
+    fields: String,
+}
 
 /// Collects an event's or span's fields as `key=value` text.
 #[derive(Default)]
@@ -304,11 +309,21 @@ where
         if attrs.metadata().name() == "node" {
             extensions.insert(NodeName(visitor.node.unwrap_or_default()));
         } else {
-            extensions.insert(SpanText(format!(
-                "{}{{{}}}",
-                attrs.metadata().name(),
-                visitor.fields.trim()
-            )));
+            extensions.insert(SpanText {
+                name: attrs.metadata().name(),
+                fields: visitor.fields.trim().to_owned(),
+            });
+        }
+    }
+
+    /// Fields recorded after creation (a session learns its player) join the span's text.
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut visitor = FieldText::default();
+        values.record(&mut visitor);
+        let mut extensions = span.extensions_mut();
+        if let Some(text) = extensions.get_mut::<SpanText>() {
+            text.fields = format!("{}{}", text.fields, visitor.fields).trim().to_owned();
         }
     }
 
@@ -326,8 +341,8 @@ where
                 let extensions = span.extensions();
                 if let Some(NodeName(name)) = extensions.get::<NodeName>() {
                     host.clone_from(name);
-                } else if let Some(SpanText(text)) = extensions.get::<SpanText>() {
-                    spans.push(text.clone());
+                } else if let Some(text) = extensions.get::<SpanText>() {
+                    spans.push(format!("{}{{{}}}", text.name, text.fields));
                 }
             }
         }
