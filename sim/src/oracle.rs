@@ -456,8 +456,10 @@ impl Oracle {
                 model.pending_enqueues = model.pending_enqueues.saturating_sub(1);
                 model.state = ClientState::Idle;
             }
+            // A failed loading_complete may still have taken effect: the client did send it,
+            // so a match_found that follows is legal.
             ErrorCode::ServiceUnavailable => match &mut model.state {
-                ClientState::Loading { completed, .. } => *completed = false,
+                ClientState::Loading { .. } => {}
                 _ => {
                     model.pending_enqueues = model.pending_enqueues.saturating_sub(1);
                     model.state = ClientState::Idle;
@@ -662,12 +664,13 @@ impl Oracle {
                 *waiting.entry(model.mode.as_str()).or_default() += 1;
             }
         }
-        waiting.iter().all(|(mode, count)| {
+        let no_group_left = waiting.iter().all(|(mode, count)| {
             self.bounds
                 .players_per_mode
                 .get(*mode)
                 .is_some_and(|need| count < need)
-        })
+        });
+        no_group_left && self.liveness_findings(now_ms, view).1.is_empty()
     }
 
     /// Liveness (invariants 7 and 8) at the end of the quiet phase.

@@ -400,3 +400,55 @@ fn stale_loading_is_flagged() {
             .any(|v| v.invariant == Invariant::NoStaleState)
     );
 }
+
+/// Goal: a `loading_complete` answered `service_unavailable` may still have taken effect;
+/// the `match_found` that follows is legal, not flagged.
+#[test]
+fn match_found_after_an_unconfirmed_loading_complete_is_legal() {
+    let mut oracle = oracle_with_players(&[1]);
+    let p = id(1);
+    oracle.client_event(p, 1, ClientEvent::Connected);
+    oracle.client_event(p, 2, ClientEvent::SentEnqueue);
+    oracle.client_event(p, 3, ClientEvent::Received(ServerMessage::Enqueued {}));
+    oracle.client_event(
+        p,
+        4,
+        ClientEvent::Received(ServerMessage::StartLoading {
+            loading_session_id: id(50),
+        }),
+    );
+    oracle.client_event(p, 5, ClientEvent::SentLoadingComplete(id(50)));
+    oracle.client_event(
+        p,
+        6,
+        ClientEvent::Received(ServerMessage::error(ErrorCode::ServiceUnavailable)),
+    );
+    let found = ServerMessage::MatchFound {
+        session_id: id(60),
+        server_address: "gs:1".into(),
+    };
+    oracle.client_event(p, 7, ClientEvent::Received(found));
+    assert_eq!(oracle.violations(), &[]);
+}
+
+/// Goal: the world is never declared at rest while a connected player believes something
+/// Redis does not hold (its server may be dead and the client not know yet).
+#[test]
+fn not_at_rest_while_a_player_is_lost() {
+    let mut oracle = oracle_with_players(&[1]);
+    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
+    oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+    let empty = RedisView {
+        now_ms: 100,
+        ..RedisView::default()
+    };
+    assert!(!oracle.is_at_rest(10_000, &empty, 2_000));
+    let queued = RedisView {
+        now_ms: 100,
+        queues: BTreeMap::from([(MODE.to_owned(), BTreeSet::from([id(1)]))]),
+        entries: BTreeMap::from([(id(1), entry(Place::Queued, 50_000))]),
+        ..RedisView::default()
+    };
+    assert!(oracle.is_at_rest(10_000, &queued, 2_000));
+}
