@@ -190,12 +190,14 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn fuzz(options: &FuzzOptions, quiet: bool) -> ExitCode {
-    eprintln!(
-        "match-sim fuzz: seeds {}..{} on {} jobs",
-        options.start,
-        options.start + options.seeds,
-        options.jobs
-    );
+    if !quiet {
+        eprintln!(
+            "match-sim fuzz: seeds {}..{} on {} jobs",
+            options.start,
+            options.start + options.seeds,
+            options.jobs
+        );
+    }
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
