@@ -134,6 +134,9 @@ async fn idle_connection_keeps_its_lease_by_renewal() {
     let server = TestServer::start(settings).await;
     let mut client = Client::connect(server.addr, "idle").await;
     let player = client.player;
+    // The session reads its first frame only once it holds the lease.
+    client.dequeue().await;
+    client.expect_error("not_in_queue").await;
     let lease = redis.lease(player).await.expect("taken at connect");
     client.expect_silence(Duration::from_millis(2_500)).await;
     assert_eq!(
