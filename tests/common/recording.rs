@@ -10,6 +10,7 @@ use match_server::store::{Reply, Store, StoreError, Subscription};
 /// The recorded commands, one line each: the command, its keys and its arguments.
 #[derive(Clone, Default)]
 pub struct Recorder {
+    /// Shared by the store that records and the test that reads.
     lines: Arc<Mutex<Vec<String>>>,
 }
 
