@@ -22,7 +22,7 @@ async fn live_entry_of_another_session_makes_the_player_busy() {
     let server = TestServer::start(env.settings()).await;
     let player = common::new_player();
     let other_session = common::new_player();
-    let deadline_ms = common::env::now_s() * 1_000 + 1_500;
+    let deadline_ms = common::env::now_ms() + 2_000;
     redis
         .plant_queued_entry(player, MODE_2V2, other_session, deadline_ms)
         .await;
@@ -34,9 +34,8 @@ async fn live_entry_of_another_session_makes_the_player_busy() {
         "the stale entry stays"
     );
     assert!(!redis.in_queue(MODE_1V1, player).await);
-    // Past the stale lease (second resolution, plus a margin).
-    let left_ms = deadline_ms.saturating_sub(common::env::now_s() * 1_000);
-    tokio::time::sleep(std::time::Duration::from_millis(left_ms + 1_100)).await;
+    let left_ms = deadline_ms.saturating_sub(common::env::now_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(left_ms + 100)).await;
     client.enqueue(player, MODE_1V1).await;
     client.expect(Msg::Enqueued).await;
     assert!(redis.in_queue(MODE_1V1, player).await);

@@ -165,11 +165,11 @@ async fn crashed_instance_holds_the_player_until_its_lease_expires() {
     binary.kill();
     binary.wait_exit(common::WAIT).await;
     let left_ms = redis.lease_pttl_ms(player).await;
-    let expires = tokio::time::Instant::now() + Duration::from_millis(left_ms.try_into().unwrap());
     assert!(
         left_ms > 1_000,
         "the dead session's lease lives on ({left_ms} ms)"
     );
+    let expires = tokio::time::Instant::now() + Duration::from_millis(left_ms.try_into().unwrap());
 
     settings.redis_url.clone_from(&env.redis_url);
     let survivor = TestServer::start(settings).await;

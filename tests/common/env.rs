@@ -17,12 +17,16 @@ pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
 /// Lifetime of the tokens the harness mints: longer than any test.
 const TOKEN_TTL_S: u64 = 3_600;
 
-/// The unix time in seconds.
-pub fn now_s() -> u64 {
+/// The unix time in milliseconds.
+pub fn now_ms() -> u64 {
     SystemClock
         .now_unix_ms()
         .unwrap_or_else(|error| panic!("cannot read the clock: {error}"))
-        / 1_000
+}
+
+/// The unix time in seconds.
+pub fn now_s() -> u64 {
+    now_ms() / 1_000
 }
 
 /// A valid token for `player`, signed with [`TEST_SECRET`].
