@@ -213,13 +213,15 @@ where
         let mut next = Some(event);
         while let Some(event) = next.take() {
             let step = machine::step(self.state.clone(), event, &mut self.ctx);
-            let close = step.close;
-            let effect = self.apply(step).await?;
-            if let Some(close) = close {
+            if let Some(close) = step.close {
                 tracing::info!(?close, "the session ends itself");
-                self.cleanup(effect).await;
+                let cleanup = step.effect.clone();
+                // The state is `Disconnecting` now: clean up even if the client is gone.
+                let _ = self.apply(step).await;
+                self.cleanup(cleanup).await;
                 return Err(Ending::Machine(close));
             }
+            let effect = self.apply(step).await?;
             if let Some(effect) = effect {
                 next = Some(self.run_effect(effect).await);
             }
