@@ -11,8 +11,13 @@
 # try_match.lua, SET, GET, SCAN of the registry, SADD, PUBLISH to a pattern subscriber) and
 # the players/s bound they imply. Prints a markdown table; raw JSON stays in $BENCH_OUT.
 #
+# The servers run the production auth path: auth mode "required" with a secret made for the
+# run, and every loadgen player connects with a token signed with it (match-loadgen reads
+# MATCH_SERVER_AUTH__SECRET as the servers do).
+#
 # Knobs (environment): MAX_PLAYERS, HALF_DURATION_S, CONCURRENCY, STUB_SERVERS, CLAIM_TTL_MS,
-# MATCH_INTERVAL_MS, SERVER_LOG, BENCH_REQUESTS, INSTANCES, BENCH_OUT, CARGO_TARGET_DIR.
+# MATCH_INTERVAL_MS, SERVER_LOG, BENCH_REQUESTS, INSTANCES, BENCH_OUT, CARGO_TARGET_DIR,
+# MATCH_SERVER_AUTH__SECRET (default: a fresh random one).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +36,8 @@ INSTANCES="${INSTANCES:-1 2}"
 MODE="Normal_1v1"
 PREFIX="{mm}"
 mkdir -p "$OUT"
+MATCH_SERVER_AUTH__SECRET="${MATCH_SERVER_AUTH__SECRET:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')}"
+export MATCH_SERVER_AUTH__SECRET
 
 PIDS=()
 cleanup() {

@@ -25,6 +25,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Where dedicated game servers are found.
     pub allocator: AllocatorSettings,
+    /// How players prove who they are.
+    pub auth: AuthSettings,
 }
 
 /// One game mode: its name on the wire and how many players make a match.
@@ -86,6 +88,85 @@ pub struct Limits {
     pub max_queue_len: u64,
 }
 
+/// How players prove who they are at the WebSocket upgrade.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// `required` (production): a signed player token at the upgrade; `dev`: none.
+    pub mode: AuthMode,
+    /// The HS256 shared secret the tokens are signed with, at least
+    /// [`MIN_SECRET_BYTES`](crate::auth::MIN_SECRET_BYTES) long. Best supplied by the
+    /// `MATCH_SERVER_AUTH__SECRET` environment variable, not the file.
+    pub secret: Option<String>,
+}
+
+/// Whether the upgrade requires a player token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A valid token is required; a connection acts for the token's player only.
+    Required,
+    /// For local demos: no token; the first `enqueue` binds the connection to its player.
+    Dev,
+}
+
+impl AuthSettings {
+    /// Dev mode: unauthenticated clients, no secret (local demos, the simulation).
+    pub fn dev() -> Self {
+        Self {
+            mode: AuthMode::Dev,
+            secret: None,
+        }
+    }
+
+    /// Required mode with `secret`.
+    pub fn required(secret: &str) -> Self {
+        Self {
+            mode: AuthMode::Required,
+            secret: Some(secret.to_owned()),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let secret_len = self.secret.as_ref().map_or(0, String::len);
+        if self.mode == AuthMode::Required && secret_len < crate::auth::MIN_SECRET_BYTES {
+            let problem = if self.secret.is_none() {
+                "is missing"
+            } else {
+                "is too short"
+            };
+            return Err(ConfigError::Invalid(format!(
+                "auth.secret {problem}: auth.mode \"required\" needs a shared secret of at \
+                 least {} bytes to verify player tokens. Set MATCH_SERVER_AUTH__SECRET (for \
+                 example to the output of `openssl rand -base64 48`), or start with --dev \
+                 (auth.mode = \"dev\") to accept unauthenticated clients in a local demo",
+                crate::auth::MIN_SECRET_BYTES
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Required,
+            secret: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    /// Never prints the secret, only whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AuthSettings")
+            .field("mode", &self.mode)
+            .field("secret", &secret)
+            .finish()
+    }
+}
+
 /// Where dedicated game servers are registered and how they are called.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +196,7 @@ impl Default for Settings {
             timing: Timing::default(),
             limits: Limits::default(),
             allocator: AllocatorSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -185,14 +267,20 @@ pub const ENV_PREFIX: &str = "MATCH_SERVER_";
 impl Settings {
     /// Parses TOML text, applies `MATCH_SERVER_*` overrides from `env`, and validates.
     pub fn from_toml(text: &str, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let settings = Self::parse_toml(text, env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses TOML text and applies `MATCH_SERVER_*` overrides from `env`, without the
+    /// range checks (for tools that need only part of the settings, like `token`).
+    pub fn parse_toml(text: &str, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         apply_env_overrides(&mut table, env)?;
-        let settings: Self = toml::Value::Table(table)
+        toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
-        settings.validate()?;
-        Ok(settings)
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))
     }
 
     /// The mode called `name`, if configured.
@@ -210,7 +298,8 @@ impl Settings {
             )));
         }
         self.timing.validate()?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.auth.validate()
     }
 }
 
@@ -336,10 +425,19 @@ fn apply_env_overrides(
                 .as_table_mut()
                 .ok_or_else(|| ConfigError::Parse(format!("{name}: {part} is not a section")))?;
         }
-        current.insert(last.clone(), env_value(raw));
+        let value = if TEXT_ONLY_KEYS.contains(&path.to_ascii_lowercase().as_str()) {
+            toml::Value::String(raw.clone())
+        } else {
+            env_value(raw)
+        };
+        current.insert(last.clone(), value);
     }
     Ok(())
 }
+
+/// Override paths (`SECTION__KEY`, lower case) whose value is always taken as text: a
+/// secret of digits is still a string.
+const TEXT_ONLY_KEYS: &[&str] = &["auth__secret"];
 
 fn env_value(raw: &str) -> toml::Value {
     if let Ok(number) = raw.parse::<i64>() {
@@ -355,18 +453,59 @@ fn env_value(raw: &str) -> toml::Value {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     fn no_env() -> BTreeMap<String, String> {
         BTreeMap::new()
     }
 
-    /// Goal: the shipped config file and the built-in defaults describe the same service.
+    /// The environment of a production start: only the secret.
+    fn secret_env() -> BTreeMap<String, String> {
+        BTreeMap::from([("MATCH_SERVER_AUTH__SECRET".to_owned(), SECRET.to_owned())])
+    }
+
+    /// Goal: the shipped config file and the built-in defaults describe the same service,
+    /// a production one (auth required, the secret left to the environment).
     #[test]
     fn shipped_config_equals_defaults() {
         let shipped = include_str!("../config/match-server.toml");
-        assert_eq!(
-            Settings::from_toml(shipped, &no_env()).unwrap(),
-            Settings::default()
-        );
+        let parsed = Settings::parse_toml(shipped, &no_env()).unwrap();
+        assert_eq!(parsed, Settings::default());
+        assert_eq!(parsed.auth.mode, AuthMode::Required);
+        assert_eq!(parsed.auth.secret, None, "no secret in the shipped file");
+        let started = Settings::from_toml(shipped, &secret_env()).unwrap();
+        assert_eq!(started.auth, AuthSettings::required(SECRET));
+    }
+
+    /// Goal: auth mode "required" without a secret, or with one under 32 bytes, is refused
+    /// at start-up with a message saying how to set one or how to use dev mode; dev mode
+    /// needs none; a secret of digits stays text.
+    #[test]
+    fn required_auth_needs_a_long_secret() {
+        for env in [
+            no_env(),
+            BTreeMap::from([("MATCH_SERVER_AUTH__SECRET".to_owned(), "short".to_owned())]),
+        ] {
+            let error = Settings::from_toml("", &env).unwrap_err().to_string();
+            assert!(error.contains("auth.secret"), "{error}");
+            assert!(error.contains("MATCH_SERVER_AUTH__SECRET"), "{error}");
+            assert!(error.contains("--dev"), "{error}");
+        }
+        let dev = Settings::from_toml("[auth]\nmode = \"dev\"", &no_env()).unwrap();
+        assert_eq!(dev.auth, AuthSettings::dev());
+        let digits = "1".repeat(40);
+        let env = BTreeMap::from([("MATCH_SERVER_AUTH__SECRET".to_owned(), digits.clone())]);
+        let settings = Settings::from_toml("", &env).unwrap();
+        assert_eq!(settings.auth.secret, Some(digits));
+    }
+
+    /// Goal: the secret never shows in a debug print of the settings.
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let settings = Settings::from_toml("", &secret_env()).unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     /// Goal: environment variables override file values, nested sections included.
@@ -379,6 +518,7 @@ mod tests {
                 "1234".to_owned(),
             ),
             ("UNRELATED".to_owned(), "x".to_owned()),
+            ("MATCH_SERVER_AUTH__SECRET".to_owned(), SECRET.to_owned()),
         ]);
         let settings = Settings::from_toml("", &env).unwrap();
         assert_eq!(settings.bind, "0.0.0.0:9000");
@@ -407,7 +547,7 @@ mod tests {
             ("bind = [", "invalid config"),
         ];
         for (text, needle) in cases {
-            let error = Settings::from_toml(text, &no_env())
+            let error = Settings::from_toml(text, &secret_env())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(needle), "{text:?} gave {error:?}");

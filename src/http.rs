@@ -1,5 +1,9 @@
 //! HTTP routing on the service port: `GET /ws` (and `/ws/`) upgrades to a WebSocket session,
 //! `GET /metrics` serves Prometheus text, `GET /healthz` answers `ok`; everything else is 404.
+//!
+//! The upgrade checks, in order: the WebSocket handshake headers (426), the player token
+//! (401 when missing, invalid or expired; 503 when the clock cannot be read), the connection
+//! cap (503). A refused upgrade sends no Redis command at all.
 
 use std::sync::Arc;
 
@@ -16,8 +20,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{self, AuthError, Identity};
 use crate::limits;
 use crate::matchmaker::Matchmaker;
+use crate::metrics::Family;
 use crate::session;
 
 /// What one HTTP connection needs to route its requests.
@@ -88,6 +94,62 @@ fn handshake_key(request: &Request<Incoming>) -> Option<HeaderValue> {
     headers.get(header::SEC_WEBSOCKET_KEY).cloned()
 }
 
+/// Why an upgrade is refused before it starts a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// No valid player token: 401.
+    Unauthorized(AuthError),
+    /// The clock cannot be read, so a token's expiry cannot be checked: 503.
+    NoClock,
+}
+
+impl Refusal {
+    /// The response that says so.
+    fn response(self) -> Response<Full<Bytes>> {
+        match self {
+            Self::Unauthorized(error) => {
+                let mut response = text(StatusCode::UNAUTHORIZED, error.body());
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Self::NoClock => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot check the token right now, try again\n",
+            ),
+        }
+    }
+}
+
+/// Who the request acts for. Reads the clock through the seam (a failure is logged and
+/// counted by `now_ms`); touches nothing in Redis.
+fn authenticate(
+    matchmaker: &Matchmaker,
+    request: &Request<Incoming>,
+    peer: &str,
+) -> Result<Identity, Refusal> {
+    let Some(verifier) = &matchmaker.verifier else {
+        return Ok(Identity::Anonymous);
+    };
+    let refuse = |error: AuthError| {
+        matchmaker
+            .metrics
+            .incr(Family::AuthRejected, error.as_str());
+        tracing::info!(%peer, reason = %error, "upgrade refused: player token");
+        Refusal::Unauthorized(error)
+    };
+    let token = auth::token_of(request.headers(), request.uri().query())
+        .ok_or_else(|| refuse(AuthError::Missing))?;
+    let now_ms = matchmaker
+        .now_ms("authenticate")
+        .map_err(|_| Refusal::NoClock)?;
+    verifier
+        .verify(token, now_ms)
+        .map(Identity::Player)
+        .map_err(refuse)
+}
+
 /// Answers the upgrade with 101 and starts the session once hyper hands the socket over.
 fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(key) = handshake_key(&request) else {
@@ -95,6 +157,10 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
             StatusCode::UPGRADE_REQUIRED,
             "a WebSocket upgrade is required\n",
         );
+    };
+    let identity = match authenticate(&connection.matchmaker, &request, &connection.peer) {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal.response(),
     };
     let permit = connection
         .permit
@@ -105,7 +171,7 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
         connection
             .matchmaker
             .metrics
-            .incr(crate::metrics::Family::ConnectionsRejected, "");
+            .incr(Family::ConnectionsRejected, "");
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections, try another instance\n",
@@ -128,7 +194,7 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
                     .max_message_size(Some(max_frame_bytes));
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(ws, matchmaker, shutdown, peer).await;
+                session::run(ws, matchmaker, shutdown, peer, identity).await;
             }
             Err(error) => tracing::info!(%error, %peer, "upgrade failed"),
         }

@@ -28,6 +28,12 @@ impl Keys {
         format!("{}:players", self.prefix)
     }
 
+    /// The player lease: the owner token of the one live session acting for `player`, with
+    /// a TTL its instance renews (see `matchmaker::player_lease`).
+    pub fn session(&self, player: Uuid) -> String {
+        format!("{}:session:{player}", self.prefix)
+    }
+
     /// Hash describing one loading session.
     pub fn loading(&self, loading_id: Uuid) -> String {
         format!("{}:loading:{loading_id}", self.prefix)

@@ -7,6 +7,7 @@
 //! - [`protocol`]: the JSON frames clients and server exchange.
 //! - [`server`]: accept loop, connection cap, background tasks, graceful shutdown.
 //! - [`http`]: routing on the service port (`/ws`, `/metrics`, `/healthz`).
+//! - [`auth`]: player tokens (HS256 JWT) checked at the WebSocket upgrade.
 //! - [`session`]: one task per WebSocket, driven by a pure state machine.
 //! - [`notify`]: pub/sub notices, routed to the local session that owns the player.
 //! - [`matchmaker`]: every Redis effect: enqueue, match, loading, allocation, sweeps.
@@ -21,6 +22,7 @@
 //! runs in production or in the simulation.
 
 pub mod allocator;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -18,6 +18,8 @@ pub enum Family {
     Connections,
     /// Connections refused at the cap (counter).
     ConnectionsRejected,
+    /// WebSocket upgrades refused for their player token (counter, label `reason`).
+    AuthRejected,
     /// Loading sessions created per mode (counter, label `mode`).
     MatchesStarted,
     /// Matches that got a game server per mode (counter, label `mode`).
@@ -41,6 +43,7 @@ impl Family {
             Self::LoadingSessions => "match_loading_sessions",
             Self::Connections => "match_connections",
             Self::ConnectionsRejected => "match_connections_rejected_total",
+            Self::AuthRejected => "match_auth_rejected_total",
             Self::MatchesStarted => "match_matches_started_total",
             Self::MatchesCompleted => "match_matches_completed_total",
             Self::Errors => "match_errors_total",
@@ -57,6 +60,7 @@ impl Family {
             Self::LoadingSessions => "Loading sessions open for a game mode.",
             Self::Connections => "Open client connections on this instance.",
             Self::ConnectionsRejected => "Connections refused because the instance was full.",
+            Self::AuthRejected => "Upgrades refused for a missing, invalid or expired token.",
             Self::MatchesStarted => "Loading sessions created.",
             Self::MatchesCompleted => "Matches that received a game server.",
             Self::Errors => "Error frames sent to clients, by code.",
@@ -84,6 +88,7 @@ impl Family {
             Self::Errors => Some("code"),
             Self::BadScriptReplies => Some("script"),
             Self::StoreErrors => Some("op"),
+            Self::AuthRejected => Some("reason"),
             Self::Connections | Self::ConnectionsRejected | Self::ClockErrors => None,
         }
     }

@@ -55,6 +55,10 @@ pub enum NoticeEvent {
     },
     /// Something may have been missed: compare with Redis now.
     Resync,
+    /// Local only, never published: lease renewal found that the target session no longer
+    /// holds its player's lease (it ran out, or another connection holds it now).
+    #[serde(skip)]
+    LeaseLost,
 }
 
 /// Publishes notices on the channel of a mode.
@@ -113,6 +117,8 @@ struct Route {
     sender: mpsc::Sender<SessionNotice>,
     /// The player whose entry the session may hold, for lease renewal.
     claim: Option<Uuid>,
+    /// The player whose player lease the session holds, for its renewal.
+    lease: Option<Uuid>,
 }
 
 /// Local sessions by owner token.
@@ -131,6 +137,7 @@ impl Router {
                 Route {
                     sender,
                     claim: None,
+                    lease: None,
                 },
             );
         }
@@ -150,6 +157,31 @@ impl Router {
         {
             route.claim = claim;
         }
+    }
+
+    /// Records which player's lease the session holds (for its renewal).
+    pub fn set_lease(&self, owner: Uuid, lease: Option<Uuid>) {
+        if let Ok(mut routes) = self.routes.lock()
+            && let Some(route) = routes.get_mut(&owner)
+        {
+            route.lease = lease;
+        }
+    }
+
+    /// Every (player, owner) whose player lease a live local session holds.
+    pub fn leases(&self) -> Vec<Member> {
+        let Ok(routes) = self.routes.lock() else {
+            return Vec::new();
+        };
+        routes
+            .iter()
+            .filter_map(|(owner, route)| {
+                route.lease.map(|player| Member {
+                    player,
+                    owner: *owner,
+                })
+            })
+            .collect()
     }
 
     /// Every (player, owner) whose entry a live local session may hold.

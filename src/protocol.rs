@@ -115,6 +115,14 @@ pub enum ErrorCode {
     AlreadyLoaded,
     /// Another live session acts for this player.
     PlayerBusy,
+    /// `enqueue` names another player than the one this connection acts for (the token's,
+    /// or in dev mode the one of its first `enqueue`).
+    PlayerMismatch,
+    /// Another connection already plays as this player; this one is closed (4009).
+    SessionExists,
+    /// This connection lost its hold on the player (its player lease ran out or was taken,
+    /// e.g. after the service lost Redis for too long); it is closed (4010): reconnect.
+    SessionLost,
     /// The mode's queue is at its length limit.
     QueueFull,
     /// Another player of the loading session left; the player is back in the queue.
@@ -139,7 +147,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups and exhaustive tests.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 24] = [
         Self::InvalidMessage,
         Self::BinaryNotSupported,
         Self::InvalidPlayerId,
@@ -151,6 +159,9 @@ impl ErrorCode {
         Self::WrongLoadingSession,
         Self::AlreadyLoaded,
         Self::PlayerBusy,
+        Self::PlayerMismatch,
+        Self::SessionExists,
+        Self::SessionLost,
         Self::QueueFull,
         Self::LoadingCancelled,
         Self::LoadingTimeout,
@@ -182,6 +193,9 @@ impl ErrorCode {
             Self::WrongLoadingSession => "wrong_loading_session",
             Self::AlreadyLoaded => "already_loaded",
             Self::PlayerBusy => "player_busy",
+            Self::PlayerMismatch => "player_mismatch",
+            Self::SessionExists => "session_exists",
+            Self::SessionLost => "session_lost",
             Self::QueueFull => "queue_full",
             Self::LoadingCancelled => "loading_cancelled",
             Self::LoadingTimeout => "loading_timeout",
@@ -209,6 +223,9 @@ impl ErrorCode {
             Self::WrongLoadingSession => "this is not your current loading session",
             Self::AlreadyLoaded => "loading_complete was already received for this session",
             Self::PlayerBusy => "another connection is playing as this player",
+            Self::PlayerMismatch => "player_id is not the player this connection plays as",
+            Self::SessionExists => "another connection is already playing as this player",
+            Self::SessionLost => "this connection lost its hold on the player; reconnect",
             Self::QueueFull => "the queue for this game mode is full, try again later",
             Self::LoadingCancelled => "a player left the match; you are back in the queue",
             Self::LoadingTimeout => "not every player loaded in time; you are back in the queue",

@@ -48,8 +48,10 @@ pub struct Scripts {
     pub renew_leases: Script,
     /// Removes entries whose lease ran out.
     pub sweep_players: Script,
-    /// Compare-and-delete for locks and claims.
+    /// Compare-and-delete for locks, claims and player leases.
     pub release_lock: Script,
+    /// Extends the player leases of an instance's live sessions.
+    pub renew_player_leases: Script,
 }
 
 /// The scripts, built once on first use.
@@ -66,11 +68,15 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     renew_leases: Script::new("renew_leases", include_str!("../lua/renew_leases.lua")),
     sweep_players: Script::new("sweep_players", include_str!("../lua/sweep_players.lua")),
     release_lock: Script::new("release_lock", include_str!("../lua/release_lock.lua")),
+    renew_player_leases: Script::new(
+        "renew_player_leases",
+        include_str!("../lua/renew_player_leases.lua"),
+    ),
 });
 
 impl Scripts {
     /// Every script, for tools that load or inspect them all.
-    pub fn all(&self) -> [&Script; 9] {
+    pub fn all(&self) -> [&Script; 10] {
         [
             &self.enqueue,
             &self.leave_queue,
@@ -81,6 +87,7 @@ impl Scripts {
             &self.renew_leases,
             &self.sweep_players,
             &self.release_lock,
+            &self.renew_player_leases,
         ]
     }
 }

@@ -73,10 +73,9 @@ async fn bad_frames_get_their_error_code_and_the_connection_stays_usable() {
         ),
     ];
     for (what, frame, code) in cases {
-        let mut client = Client::connect(server.addr, what).await;
+        let mut client = Client::connect_as(server.addr, what, player).await;
         client.send_message(frame).await;
         client.expect_error(code).await;
-        let player = common::new_player();
         client.enqueue(player, MODE_1V1).await;
         client.expect(Msg::Enqueued).await;
         assert!(

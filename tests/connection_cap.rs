@@ -45,7 +45,7 @@ async fn third_connection_gets_503_while_two_play_on() {
         "a third connection was accepted"
     );
 
-    b.enqueue(common::new_player(), MODE_1V1).await;
+    b.enqueue_self(MODE_1V1).await;
     b.expect(common::Msg::Enqueued).await;
     let loading = a.expect_start_loading().await;
     assert_eq!(b.expect_start_loading().await, loading);

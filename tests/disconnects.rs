@@ -201,11 +201,11 @@ async fn reconnecting_player_can_enqueue_again() {
     let redis = env.inspector().await;
     let server = TestServer::start(env.settings()).await;
     let player = common::new_player();
-    let mut first = Client::connect(server.addr, "first").await;
+    let mut first = Client::connect_as(server.addr, "first", player).await;
     first.enqueue(player, MODE_1V1).await;
     first.expect(common::Msg::Enqueued).await;
     first.close().await;
-    let mut second = Client::connect(server.addr, "second").await;
+    let mut second = Client::connect_as(server.addr, "second", player).await;
     second.enqueue(player, MODE_1V1).await;
     second.expect(common::Msg::Enqueued).await;
     assert!(redis.in_queue(MODE_1V1, player).await);

@@ -21,7 +21,7 @@ async fn enqueue_burst_queues_the_player_once() {
     let server = TestServer::start(env.settings()).await;
 
     let mut first = Client::connect(server.addr, "burst").await;
-    let player = common::new_player();
+    let player = first.player;
     let frame = Client::enqueue_frame(player, MODE_1V1);
     first
         .send_burst(&[frame.clone(), frame.clone(), frame])

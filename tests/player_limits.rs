@@ -1,5 +1,5 @@
-//! Limits a player runs into: one connection per player, the queue length, the message
-//! rate.
+//! Limits a player runs into: a player another session still holds, the queue length, the
+//! message rate (while other players keep playing).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,26 +9,40 @@
 
 mod common;
 
-use common::{Client, MODE_1V1, MODE_2V2, Msg, TestEnv, TestServer};
+use common::{Behaviour, Client, MODE_1V1, MODE_2V2, Msg, StubGameServer, TestEnv, TestServer};
 
-/// Goal: a player queued on one connection cannot be enqueued from a second one
-/// (`error player_busy`); the first keeps its place and the second connection stays usable.
+/// Goal: an entry that a session of another instance still holds with a live lease (its
+/// player lease already gone, as after a clock skew between instances) makes the enqueue
+/// answer `player_busy` without touching that entry; the connection stays usable and
+/// enqueues once the stale entry's lease has run out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_player_on_a_second_connection_is_busy() {
+async fn live_entry_of_another_session_makes_the_player_busy() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
     let server = TestServer::start(env.settings()).await;
-    let (mut owner, player) = Client::enqueued(server.addr, "owner", MODE_2V2).await;
-    let mut intruder = Client::connect(server.addr, "intruder").await;
-    intruder.enqueue(player, MODE_2V2).await;
-    intruder.expect_error("player_busy").await;
-    intruder.enqueue(player, MODE_1V1).await;
-    intruder.expect_error("player_busy").await;
-    assert!(redis.in_queue(MODE_2V2, player).await);
+    let player = common::new_player();
+    let other_session = common::new_player();
+    let deadline_ms = common::env::now_ms() + 2_000;
+    redis
+        .plant_queued_entry(player, MODE_2V2, other_session, deadline_ms)
+        .await;
+    let mut client = Client::connect_as(server.addr, "late", player).await;
+    client.enqueue(player, MODE_1V1).await;
+    client.expect_error("player_busy").await;
+    assert!(
+        redis.in_queue(MODE_2V2, player).await,
+        "the stale entry stays"
+    );
     assert!(!redis.in_queue(MODE_1V1, player).await);
-    intruder.enqueue(common::new_player(), MODE_2V2).await;
-    intruder.expect(Msg::Enqueued).await;
-    owner.expect_silence(common::QUIET).await;
+    let left_ms = deadline_ms.saturating_sub(common::env::now_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(left_ms + 100)).await;
+    client.enqueue(player, MODE_1V1).await;
+    client.expect(Msg::Enqueued).await;
+    assert!(redis.in_queue(MODE_1V1, player).await);
+    assert!(
+        !redis.in_queue(MODE_2V2, player).await,
+        "the dead entry is replaced"
+    );
 }
 
 /// Goal: with limits.max_queue_len = 1, a second player of the mode gets `error
@@ -42,7 +56,7 @@ async fn full_queue_refuses_further_players() {
     let server = TestServer::start(settings).await;
     let (_first, first_id) = Client::enqueued(server.addr, "first", MODE_2V2).await;
     let mut second = Client::connect(server.addr, "second").await;
-    let second_id = common::new_player();
+    let second_id = second.player;
     second.enqueue(second_id, MODE_2V2).await;
     second.expect_error("queue_full").await;
     assert_eq!(
@@ -55,16 +69,22 @@ async fn full_queue_refuses_further_players() {
 }
 
 /// Goal: messages over the rate limit get `error rate_limited` (the connection stays
-/// open), and a client that keeps flooding is closed with 1008 and leaves the queue.
+/// open), and a client that keeps flooding is closed with 1008 and leaves the queue, while
+/// two other players in a loading session play on to match_found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flooding_client_is_rate_limited_then_closed() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
+    let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
     let mut settings = env.settings();
     settings.limits.messages_per_second = 1;
     settings.limits.message_burst = 3;
     let server = TestServer::start(settings).await;
-    let (mut flooder, player) = Client::enqueued(server.addr, "flooder", MODE_1V1).await;
+    let (mut flooder, player) = Client::enqueued(server.addr, "flooder", MODE_2V2).await;
+    let (mut a, _) = Client::enqueued(server.addr, "a", MODE_1V1).await;
+    let (mut b, _) = Client::enqueued(server.addr, "b", MODE_1V1).await;
+    let loading = a.expect_start_loading().await;
+    assert_eq!(b.expect_start_loading().await, loading);
 
     // The enqueue took one token: two more are allowed, then the limit applies.
     let dequeue = r#"{"type":"dequeue"}"#.to_owned();
@@ -86,7 +106,7 @@ async fn flooding_client_is_rate_limited_then_closed() {
         limited >= 2,
         "only {limited} of 3 frames over the limit were refused"
     );
-    assert!(redis.in_queue(MODE_1V1, player).await, "still queued");
+    assert!(redis.in_queue(MODE_2V2, player).await, "still queued");
 
     let flood: Vec<String> = std::iter::repeat_n(dequeue, 40).collect();
     flooder.send_burst(&flood).await;
@@ -104,8 +124,12 @@ async fn flooding_client_is_rate_limited_then_closed() {
     assert!(limited >= 1, "no rate_limited before the close");
     assert!(reason.contains("rate"), "close reason {reason:?}");
     common::eventually("the flooder leaves the queue", || async {
-        (!redis.in_queue(MODE_1V1, player).await && redis.entry(player).await.is_none())
+        (!redis.in_queue(MODE_2V2, player).await && redis.entry(player).await.is_none())
             .then_some(())
     })
     .await;
+    a.loading_complete(loading).await;
+    b.loading_complete(loading).await;
+    let found = a.expect_match_found().await;
+    assert_eq!(b.expect_match_found().await, found);
 }

@@ -72,6 +72,16 @@ pub struct Cli {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The servers' auth secret: every player connects with a token for its own id, signed
+    /// with it (auth mode "required", the production path). Without it players send no
+    /// token, which only servers in dev mode accept.
+    #[arg(
+        long,
+        env = "MATCH_SERVER_AUTH__SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub token_secret: Option<String>,
 }
 
 /// Why the command line cannot be run.
@@ -118,6 +128,8 @@ pub struct Plan {
     pub player_timeout: Duration,
     /// Clean-up wait.
     pub settle_timeout: Duration,
+    /// The secret player tokens are signed with; `None`: no tokens (dev-mode servers).
+    pub token_secret: Option<String>,
 }
 
 /// Players per match from a mode name such as `Normal_1v1` (2) or `Ranked_2v2` (4).
@@ -204,6 +216,14 @@ impl Cli {
         if self.concurrency == 0 {
             return Err(PlanError::Invalid("--concurrency must be positive".into()));
         }
+        if let Some(secret) = &self.token_secret
+            && secret.len() < match_server::auth::MIN_SECRET_BYTES
+        {
+            return Err(PlanError::Invalid(format!(
+                "--token-secret must be at least {} bytes, as the servers require",
+                match_server::auth::MIN_SECRET_BYTES
+            )));
+        }
         Ok(Plan {
             targets,
             players,
@@ -220,6 +240,7 @@ impl Cli {
             stub_gs_servers: self.stub_gs_servers,
             player_timeout: seconds("--player-timeout", self.player_timeout_s)?,
             settle_timeout: seconds("--settle-timeout", self.settle_timeout_s)?,
+            token_secret: self.token_secret.clone(),
         })
     }
 }

@@ -10,6 +10,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use match_server::clock::{Clock, SystemClock};
+
 use crate::cli::Plan;
 use crate::player::{self, PlayerPlan, PlayerRecord};
 
@@ -39,6 +41,21 @@ fn due_offset(rate_per_s: f64, index: usize) -> Option<Duration> {
     (rate_per_s > 0.0).then(|| Duration::from_secs_f64(index as f64 / rate_per_s))
 }
 
+/// A token for `player` when the plan has a secret, valid past the player's deadline.
+/// `None` without a secret, or when it cannot be minted (the server then refuses the
+/// player, and the report shows it).
+fn token_for(plan: &Plan, player: Uuid) -> Option<String> {
+    let secret = plan.token_secret.as_deref()?;
+    let now_s = SystemClock.now_unix_ms().ok()? / 1_000;
+    let exp_s = now_s
+        .saturating_add(plan.player_timeout.as_secs())
+        .saturating_add(TOKEN_SLACK_S);
+    match_server::auth::mint(secret, player, exp_s).ok()
+}
+
+/// Extra token lifetime past a player's deadline.
+const TOKEN_SLACK_S: u64 = 60;
+
 /// Starts every player of the plan and waits for all of them.
 pub async fn drive(plan: &Plan) -> Driven {
     let window = Arc::new(Semaphore::new(plan.concurrency));
@@ -59,8 +76,10 @@ pub async fn drive(plan: &Plan) -> Driven {
             break;
         };
         let scheduled = due.unwrap_or_else(Instant::now);
+        let player_id = Uuid::new_v4();
         let player_plan = PlayerPlan {
-            player_id: Uuid::new_v4(),
+            player_id,
+            token: token_for(plan, player_id),
             target_index,
             mode: plan.mode.clone(),
             deadline: Instant::now() + plan.player_timeout,
@@ -116,6 +135,23 @@ mod tests {
         assert!(keep_starting(&timed, 5, Duration::ZERO));
         assert!(keep_starting(&timed, 5, late));
         assert!(!keep_starting(&timed, 6, late));
+    }
+
+    /// Goal: with a secret each player gets a token for its own id that the servers'
+    /// verifier accepts; without one, none.
+    #[test]
+    fn tokens_name_their_player() {
+        let secret = "loadgen-test-secret-loadgen-test-secret";
+        let with = plan(&["--players", "2", "--token-secret", secret]);
+        let player = Uuid::new_v4();
+        let token = token_for(&with, player).unwrap();
+        let verifier = match_server::auth::Verifier::new(Some(secret));
+        let now_ms = SystemClock.now_unix_ms().unwrap();
+        assert_eq!(verifier.verify(&token, now_ms), Ok(player));
+        let without = plan(&["--players", "2"]);
+        if without.token_secret.is_none() {
+            assert_eq!(token_for(&without, player), None);
+        }
     }
 
     /// Goal: the open-loop schedule spaces players by 1/rate.

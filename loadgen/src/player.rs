@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
@@ -44,6 +47,8 @@ pub struct Target {
 pub struct PlayerPlan {
     /// The player's id, sent in `enqueue`.
     pub player_id: Uuid,
+    /// The player's token, sent as `Authorization: Bearer` at the upgrade, if any.
+    pub token: Option<String>,
     /// Index into the run's targets.
     pub target_index: usize,
     /// The game mode to enqueue for.
@@ -169,7 +174,11 @@ type Socket = WebSocketStream<TcpStream>;
 /// Runs one player to its end; never fails, every problem is in the record.
 pub async fn run(plan: PlayerPlan, target: &Target) -> PlayerRecord {
     let mut record = PlayerRecord::new(&plan);
-    let connected = tokio::time::timeout_at(plan.deadline, connect_with_retry(target)).await;
+    let connected = tokio::time::timeout_at(
+        plan.deadline,
+        connect_with_retry(target, plan.token.as_deref()),
+    )
+    .await;
     let mut socket = match connected {
         Ok(Ok(socket)) => socket,
         Ok(Err(error)) => {
@@ -194,10 +203,10 @@ pub async fn run(plan: PlayerPlan, target: &Target) -> PlayerRecord {
 }
 
 /// [`connect`], retried up to [`MAX_CONNECT_ATTEMPTS`] times; the last error otherwise.
-async fn connect_with_retry(target: &Target) -> Result<Socket, String> {
+async fn connect_with_retry(target: &Target, token: Option<&str>) -> Result<Socket, String> {
     let mut attempt = 1;
     loop {
-        match connect(target).await {
+        match connect(target, token).await {
             Ok(socket) => return Ok(socket),
             Err(error) if attempt >= MAX_CONNECT_ATTEMPTS => {
                 return Err(format!("{error} (after {attempt} attempts)"));
@@ -210,8 +219,19 @@ async fn connect_with_retry(target: &Target) -> Result<Socket, String> {
     }
 }
 
-/// Opens the TCP connection (no Nagle: frames are small) and the WebSocket on it.
-async fn connect(target: &Target) -> Result<Socket, String> {
+/// Opens the TCP connection (no Nagle: frames are small) and the WebSocket on it, with
+/// the player's token if any.
+async fn connect(target: &Target, token: Option<&str>) -> Result<Socket, String> {
+    let mut request = target
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|error| format!("websocket request: {error}"))?;
+    if let Some(token) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|error| format!("token header: {error}"))?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
     let stream = TcpStream::connect(target.addr)
         .await
         .map_err(|error| format!("tcp connect: {error}"))?;
@@ -220,7 +240,7 @@ async fn connect(target: &Target) -> Result<Socket, String> {
         .map_err(|error| format!("set_nodelay: {error}"))?;
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config))
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
             .map_err(|error| format!("websocket handshake: {error}"))?;
     Ok(socket)
@@ -396,6 +416,7 @@ mod tests {
         let now = Instant::now();
         PlayerPlan {
             player_id: Uuid::new_v4(),
+            token: None,
             target_index: 0,
             mode: "Normal_1v1".to_owned(),
             deadline: now,

@@ -119,8 +119,52 @@ pub async fn wait_until_drained(
     }
 }
 
+/// How long the player leases of sessions that just ended may take to be released.
+const LEASE_RELEASE_WAIT_MS: u64 = 2_000;
+
+/// The player lease keys of `prefix` (sessions still holding their player), waiting up to
+/// [`LEASE_RELEASE_WAIT_MS`] for the last sessions to release theirs.
+async fn player_leases(
+    redis: &mut MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let until = tokio::time::Instant::now() + Duration::from_millis(LEASE_RELEASE_WAIT_MS);
+    loop {
+        let keys = scan_all(redis, &format!("{prefix}:session:*")).await?;
+        if keys.is_empty() || tokio::time::Instant::now() >= until {
+            return Ok(keys);
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+    }
+}
+
+/// Every key matching `pattern`, by a whole SCAN iteration.
+async fn scan_all(
+    redis: &mut MultiplexedConnection,
+    pattern: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(redis)
+            .await?;
+        found.extend(keys);
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
+    }
+}
+
 /// Describes every piece of matchmaking state of `prefix` that Redis still holds: players
-/// entries, queue entries and loading sessions of `modes`. Empty when clean.
+/// entries, queue entries and loading sessions of `modes`, and player leases (every player
+/// has closed, so every lease must be released). Empty when clean.
 pub async fn leftovers(
     redis: &mut MultiplexedConnection,
     prefix: &str,
@@ -143,23 +187,15 @@ pub async fn leftovers(
             }
         }
     }
-    let pattern = format!("{prefix}:loading:*");
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1_000)
-            .query_async(redis)
-            .await?;
-        found.extend(keys.into_iter().map(|key| format!("loading session {key}")));
-        if next == 0 {
-            return Ok(found);
-        }
-        cursor = next;
-    }
+    let loadings = scan_all(redis, &format!("{prefix}:loading:*")).await?;
+    found.extend(
+        loadings
+            .into_iter()
+            .map(|key| format!("loading session {key}")),
+    );
+    let leases = player_leases(redis, prefix).await?;
+    found.extend(leases.into_iter().map(|key| format!("player lease {key}")));
+    Ok(found)
 }
 
 #[cfg(test)]

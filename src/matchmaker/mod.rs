@@ -5,6 +5,7 @@
 //! - [`rounds`]: match attempts under the per-mode lock.
 //! - [`allocation`]: game server allocation for a fully loaded session.
 //! - [`sweep`]: stale loading sessions, dead entries, lease renewal.
+//! - [`player_lease`]: one live session per player across instances.
 //! - [`replies`], [`entry`]: total parsers of script replies and player entries.
 //! - [`lock`]: the distributed lock.
 
@@ -12,6 +13,7 @@ pub mod allocation;
 pub mod effects;
 pub mod entry;
 pub mod lock;
+pub mod player_lease;
 pub mod replies;
 pub mod rounds;
 pub mod sweep;
@@ -23,8 +25,9 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::allocator::Allocator;
+use crate::auth::Verifier;
 use crate::clock::{Clock, Ids};
-use crate::config::Settings;
+use crate::config::{AuthMode, Settings};
 use crate::keys::Keys;
 use crate::metrics::{Family, Metrics};
 use crate::notify::{Publisher, Router};
@@ -59,6 +62,8 @@ pub struct Matchmaker {
     pub router: Arc<Router>,
     /// Publishes notices to every instance.
     pub publisher: Publisher,
+    /// Checks player tokens at the upgrade; `None` in dev mode (no token asked for).
+    pub verifier: Option<Verifier>,
     /// Modes whose queue just reached a full group: attempt a match now.
     triggers: mpsc::Sender<String>,
     /// Background work (allocations) that shutdown waits for.
@@ -86,6 +91,10 @@ impl Matchmaker {
         let metrics = Arc::new(Metrics::default());
         let publisher = Publisher::new(deps.store.clone(), keys.clone(), metrics.clone());
         let (triggers, trigger_rx) = mpsc::channel(TRIGGER_CAPACITY);
+        let verifier = match settings.auth.mode {
+            AuthMode::Required => Some(Verifier::new(settings.auth.secret.as_deref())),
+            AuthMode::Dev => None,
+        };
         let matchmaker = Self {
             settings,
             keys,
@@ -93,6 +102,7 @@ impl Matchmaker {
             metrics,
             router: Arc::new(Router::default()),
             publisher,
+            verifier,
             triggers,
             tasks: TaskTracker::new(),
         };

@@ -491,10 +491,19 @@ pub struct RenewReply {
 
 /// Parses the reply of `renew_leases.lua`.
 pub fn parse_renew(reply: &Reply) -> Result<RenewReply, ReplyError> {
-    const SCRIPT: &str = "renew_leases";
-    let (tag, mut fields) = Fields::open(SCRIPT, reply)?;
+    parse_renewal("renew_leases", reply)
+}
+
+/// Parses the reply of `renew_player_leases.lua` (the same shape as `renew_leases.lua`).
+pub fn parse_renew_player_leases(reply: &Reply) -> Result<RenewReply, ReplyError> {
+    parse_renewal("renew_player_leases", reply)
+}
+
+/// `{'renewed', count, lost player...}` from `script`.
+fn parse_renewal(script: &'static str, reply: &Reply) -> Result<RenewReply, ReplyError> {
+    let (tag, mut fields) = Fields::open(script, reply)?;
     if tag != "renewed" {
-        return Err(unknown_tag(SCRIPT, reply, &tag));
+        return Err(unknown_tag(script, reply, &tag));
     }
     let renewed = fields.count("renewed")?;
     let lost = fields.players()?;

@@ -1,5 +1,6 @@
 //! Periodic upkeep: stale loading sessions are cancelled (players told and requeued), dead
-//! entries are removed, and the leases of this instance's live sessions are renewed.
+//! entries are removed, and the leases of this instance's live sessions (their entries'
+//! and their player leases) are renewed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,7 +162,11 @@ impl Matchmaker {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
-                _ = ticker.tick() => self.renew_leases().await,
+                _ = ticker.tick() => {
+                    // Entries first: an entry's deadline never outlasts its player lease.
+                    self.renew_leases().await;
+                    self.renew_player_leases().await;
+                }
             }
         }
     }

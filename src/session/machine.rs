@@ -4,6 +4,13 @@
 //! `Disconnecting`. `enqueue` is accepted only in `Idle`, and the state is `Enqueuing` before
 //! the effect that touches Redis is even returned, so a burst of frames cannot slip through.
 //! Every (state, event) pair has a written outcome; an illegal request gets an error reply.
+//!
+//! One live session per player: a session acts for one player only, and only while it holds
+//! that player's lease (see `matchmaker::player_lease`). `Acquiring` runs the acquisition:
+//! an authenticated session enters it on `Connected`, before any frame is read; a dev-mode
+//! session at its first valid `enqueue`, which binds the connection to that player. A lease
+//! held elsewhere ends the connection (`session_exists`), and so does a lease lost later
+//! (`session_lost`); an `enqueue` for any other player is refused (`player_mismatch`).
 
 use std::collections::VecDeque;
 
@@ -11,6 +18,7 @@ use uuid::Uuid;
 
 use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
+use crate::matchmaker::player_lease::LeaseReply;
 use crate::matchmaker::replies::{CompleteReply, EnqueueReply};
 use crate::notify::NoticeEvent;
 use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
@@ -32,6 +40,14 @@ pub enum State {
     Idle {
         /// The last claim, if any.
         last: Option<Claim>,
+    },
+    /// The player lease acquisition runs; `enqueue` is the claim to enqueue once it is held
+    /// (a dev-mode session's first `enqueue`), `None` at an authenticated connect.
+    Acquiring {
+        /// The player whose lease is taken.
+        player: Uuid,
+        /// What to enqueue once the lease is held.
+        enqueue: Option<Claim>,
     },
     /// The enqueue effect runs. `announce` is false when the session re-enqueues on its own
     /// after Redis lost its entry (the client already got `enqueued`).
@@ -76,6 +92,8 @@ pub enum State {
 /// Something that happened to the session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// The connection is open; fed once, before any frame is read.
+    Connected,
     /// A valid client request.
     Request(ClientRequest),
     /// A frame that could not be parsed; the code to answer with.
@@ -88,7 +106,10 @@ pub enum Event {
     Completed(Result<CompleteReply, EffectError>),
     /// The resync effect read the player's entry.
     Synced(Result<Option<PlayerEntry>, EffectError>),
-    /// A notice for this session's player.
+    /// The player lease acquisition finished.
+    LeaseAcquired(Result<LeaseReply, EffectError>),
+    /// A notice for this session's player (`LeaseLost` included: the renewal found the
+    /// lease gone).
     Notice(NoticeEvent),
     /// Time to compare the local state with Redis.
     ResyncDue,
@@ -122,6 +143,33 @@ pub enum Effect {
         /// Whose entry.
         player: Uuid,
     },
+    /// Take the player's lease for this session.
+    AcquireLease {
+        /// Whose lease.
+        player: Uuid,
+    },
+}
+
+/// Why the machine itself ends the connection (the session task closes it with the
+/// matching close code after running the step's cleanup effect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// Another session holds the player's lease (`session_exists`, close 4009).
+    SessionExists,
+    /// The session's lease ran out or was taken (`session_lost`, close 4010).
+    SessionLost,
+}
+
+/// Whether the session holds its player's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseHold {
+    /// Not taken yet, held elsewhere, or lost.
+    NotHeld,
+    /// Held: renewed by the instance, released when the session ends.
+    Held,
+    /// An acquisition's outcome is unknown (Redis failed): not renewed, but released when
+    /// the session ends in case it was set; the next `enqueue` acquires again.
+    Unknown,
 }
 
 /// The outcome of one transition.
@@ -133,6 +181,9 @@ pub struct Step {
     pub replies: Vec<ServerMessage>,
     /// The effect to run next, if any.
     pub effect: Option<Effect>,
+    /// Set when the machine ends the connection: close with this reason once the effect
+    /// (the cleanup) has run.
+    pub close: Option<Close>,
 }
 
 /// What the machine needs to know about its surroundings.
@@ -145,19 +196,43 @@ pub struct Context {
     /// Loading sessions this session already went through, so a late duplicate notice
     /// cannot restart one (bounded).
     pub recent_loadings: VecDeque<Uuid>,
+    /// The player this connection acts for: the token's from the start, or in dev mode the
+    /// player of its first valid `enqueue`. Never changes once set.
+    pub player: Option<Uuid>,
+    /// Whether the session holds the player's lease.
+    pub lease: LeaseHold,
 }
 
 /// How many past loading sessions a session remembers.
 const RECENT_LOADINGS: usize = 16;
 
 impl Context {
-    /// A context for the session `owner`.
+    /// A context for the session `owner`, not yet bound to a player (dev mode).
     pub fn new(owner: Uuid, modes: Vec<String>) -> Self {
         Self {
             owner,
             modes,
             recent_loadings: VecDeque::new(),
+            player: None,
+            lease: LeaseHold::NotHeld,
         }
+    }
+
+    /// The context of an authenticated session: bound to `player` from the start.
+    #[must_use]
+    pub fn for_player(mut self, player: Uuid) -> Self {
+        self.player = Some(player);
+        self
+    }
+
+    /// The player whose lease this session holds, for renewal.
+    pub fn held_lease(&self) -> Option<Uuid> {
+        self.player.filter(|_| self.lease == LeaseHold::Held)
+    }
+
+    /// The player whose lease the session must release when it ends (held, or maybe set).
+    pub fn lease_to_release(&self) -> Option<Uuid> {
+        self.player.filter(|_| self.lease != LeaseHold::NotHeld)
     }
 
     fn remember(&mut self, loading: Uuid) {
@@ -180,6 +255,7 @@ impl Step {
             state,
             replies: Vec::new(),
             effect: None,
+            close: None,
         }
     }
 
@@ -200,6 +276,11 @@ impl Step {
         self.effect = Some(effect);
         self
     }
+
+    fn close(mut self, close: Close) -> Self {
+        self.close = Some(close);
+        self
+    }
 }
 
 impl State {
@@ -211,7 +292,7 @@ impl State {
             | Self::Dequeuing { claim, .. }
             | Self::InLoading { claim, .. }
             | Self::Completing { claim, .. } => Some(claim),
-            Self::Idle { .. } | Self::Disconnecting => None,
+            Self::Idle { .. } | Self::Acquiring { .. } | Self::Disconnecting => None,
         }
     }
 
@@ -219,6 +300,7 @@ impl State {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Idle { .. } => "idle",
+            Self::Acquiring { .. } => "acquiring",
             Self::Enqueuing { .. } => "enqueuing",
             Self::InQueue { .. } => "in_queue",
             Self::Dequeuing { .. } => "dequeuing",
@@ -236,7 +318,14 @@ pub fn step(state: State, event: Event, ctx: &mut Context) -> Step {
         (state, Event::BadFrame(code)) => Step::stay(state).error(code),
         (state, Event::Closed) => leave_for_good(state),
         (state, Event::Shutdown) => leave_for_good(state).error(ErrorCode::ShuttingDown),
+        (state, Event::Notice(NoticeEvent::LeaseLost)) => lease_lost(state, ctx),
+        (state, Event::Request(ClientRequest::Enqueue { player_id, .. }))
+            if ctx.player.is_some_and(|player| player != player_id) =>
+        {
+            Step::stay(state).error(ErrorCode::PlayerMismatch)
+        }
         (State::Idle { last }, event) => idle(last, event, ctx),
+        (State::Acquiring { player, enqueue }, event) => acquiring(player, enqueue, event, ctx),
         (State::Enqueuing { claim, announce }, event) => enqueuing(claim, announce, event),
         (State::InQueue { claim }, event) => in_queue(claim, event, ctx),
         (State::Dequeuing { claim, loading }, event) => dequeuing(claim, loading, event),
@@ -274,12 +363,58 @@ fn leave_for_good(state: State) -> Step {
             claim,
             loading: Some(loading),
         }),
-        State::Idle { last: None } | State::Disconnecting => None,
+        State::Idle { last: None } | State::Acquiring { .. } | State::Disconnecting => None,
     };
     Step {
-        state: State::Disconnecting,
-        replies: Vec::new(),
         effect,
+        ..Step::to(State::Disconnecting)
+    }
+}
+
+/// The renewal found the lease gone: stop acting for the player - clean up what the state
+/// implies (only entries this session owns are touched) and end the connection. A session
+/// that holds no lease has nothing to lose.
+fn lease_lost(state: State, ctx: &mut Context) -> Step {
+    if ctx.lease != LeaseHold::Held {
+        return Step::stay(state);
+    }
+    ctx.lease = LeaseHold::NotHeld;
+    leave_for_good(state)
+        .error(ErrorCode::SessionLost)
+        .close(Close::SessionLost)
+}
+
+/// Starts taking the lease of `player`, then enqueues `enqueue` if any.
+fn acquire(player: Uuid, enqueue: Option<Claim>) -> Step {
+    Step::to(State::Acquiring { player, enqueue }).run(Effect::AcquireLease { player })
+}
+
+fn acquiring(player: Uuid, enqueue: Option<Claim>, event: Event, ctx: &mut Context) -> Step {
+    match event {
+        Event::LeaseAcquired(Ok(LeaseReply::Acquired)) => {
+            ctx.lease = LeaseHold::Held;
+            match enqueue {
+                Some(claim) => Step::to(State::Enqueuing {
+                    claim: claim.clone(),
+                    announce: true,
+                })
+                .run(Effect::Enqueue(claim)),
+                None => Step::to(State::Idle { last: None }),
+            }
+        }
+        Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)) => {
+            ctx.lease = LeaseHold::NotHeld;
+            Step::to(State::Disconnecting)
+                .error(ErrorCode::SessionExists)
+                .close(Close::SessionExists)
+        }
+        // The lease may or may not be set: nothing was enqueued; the next enqueue retries.
+        Event::LeaseAcquired(Err(_)) => {
+            ctx.lease = LeaseHold::Unknown;
+            Step::to(State::Idle { last: None }).error(ErrorCode::ServiceUnavailable)
+        }
+        Event::Request(request) => refuse(State::Acquiring { player, enqueue }, &request),
+        _ => Step::stay(State::Acquiring { player, enqueue }),
     }
 }
 
@@ -306,6 +441,12 @@ fn owned_place(entry: Option<PlayerEntry>, ctx: &Context) -> Option<Place> {
 fn idle(last: Option<Claim>, event: Event, ctx: &mut Context) -> Step {
     let state = State::Idle { last: last.clone() };
     match event {
+        // An authenticated session takes its lease before anything else.
+        Event::Connected => match ctx.player {
+            Some(player) if ctx.lease != LeaseHold::Held => acquire(player, None),
+            _ => Step::stay(state),
+        },
+        // The player is the connection's own (`step` refused any other already).
         Event::Request(ClientRequest::Enqueue {
             player_id,
             game_mode,
@@ -317,11 +458,16 @@ fn idle(last: Option<Claim>, event: Event, ctx: &mut Context) -> Step {
                 player: player_id,
                 mode: game_mode,
             };
-            Step::to(State::Enqueuing {
-                claim: claim.clone(),
-                announce: true,
-            })
-            .run(Effect::Enqueue(claim))
+            if ctx.lease == LeaseHold::Held {
+                return Step::to(State::Enqueuing {
+                    claim: claim.clone(),
+                    announce: true,
+                })
+                .run(Effect::Enqueue(claim));
+            }
+            // Dev mode's first enqueue binds the connection to its player.
+            ctx.player = Some(player_id);
+            acquire(player_id, Some(claim))
         }
         Event::Request(request) => refuse(state, &request),
         // A start_loading while idle means Redis may hold a place we do not want: check.

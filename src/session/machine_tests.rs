@@ -11,9 +11,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use uuid::Uuid;
 
-use super::{Claim, Context, Effect, Event, State, Step, step};
+use super::{Claim, Close, Context, Effect, Event, LeaseHold, State, Step, step};
 use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
+use crate::matchmaker::player_lease::LeaseReply;
 use crate::matchmaker::replies::{CompleteReply, EnqueueReply, Member};
 use crate::notify::NoticeEvent;
 use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
@@ -50,11 +51,32 @@ fn claim() -> Claim {
     claim_in(MODE)
 }
 
-/// Every state shape of the machine.
+/// The claim a dev-mode connection makes for the other player.
+fn other_claim() -> Claim {
+    Claim {
+        player: OTHER_PLAYER,
+        mode: MODE.to_owned(),
+    }
+}
+
+/// Every state shape of the machine, with the context shapes that change outcomes (the
+/// player the connection is bound to, and whether it holds the player's lease).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum S {
+    /// Dev mode, fresh: bound to no player, no lease.
+    IdleUnbound,
+    /// Authenticated, before its lease is taken.
+    IdleToken,
+    /// Bound, after an acquisition whose outcome is unknown.
+    IdleRetry,
+    /// Bound and holding the lease, never queued.
     IdleNone,
+    /// Bound and holding the lease, queued before.
     IdleSome,
+    /// Taking the lease at an authenticated connect.
+    AcqConnect,
+    /// Taking the lease for an enqueue (a dev-mode first enqueue, or a retry).
+    AcqEnqueue,
     EnqAnnounce,
     EnqSilent,
     InQueue,
@@ -67,9 +89,14 @@ enum S {
 }
 
 impl S {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 16] = [
+        Self::IdleUnbound,
+        Self::IdleToken,
+        Self::IdleRetry,
         Self::IdleNone,
         Self::IdleSome,
+        Self::AcqConnect,
+        Self::AcqEnqueue,
         Self::EnqAnnounce,
         Self::EnqSilent,
         Self::InQueue,
@@ -83,10 +110,14 @@ impl S {
 
     fn state(self) -> State {
         match self {
-            Self::IdleNone => State::Idle { last: None },
+            Self::IdleUnbound | Self::IdleToken | Self::IdleRetry | Self::IdleNone => {
+                State::Idle { last: None }
+            }
             Self::IdleSome => State::Idle {
                 last: Some(claim()),
             },
+            Self::AcqConnect => acquiring(None),
+            Self::AcqEnqueue => acquiring(Some(claim())),
             Self::EnqAnnounce => enqueuing(true),
             Self::EnqSilent => enqueuing(false),
             Self::InQueue => in_queue(MODE),
@@ -103,9 +134,14 @@ impl S {
     }
 
     /// The context the session has in this state: it remembers an earlier loading session
-    /// (`OLD`), and the current one when the state holds it (it announced it on entry).
+    /// (`OLD`), and the current one when the state holds it (it announced it on entry); it
+    /// is bound to `PLAYER` except fresh in dev mode, and holds the lease as the shape says.
     fn context(self) -> Context {
         let mut ctx = Context::new(OWNER, vec![MODE.to_owned(), MODE2.to_owned()]);
+        if self != Self::IdleUnbound {
+            ctx = ctx.for_player(PLAYER);
+        }
+        ctx.lease = self.lease();
         ctx.recent_loadings.push_back(OLD);
         if matches!(
             self,
@@ -119,7 +155,13 @@ impl S {
     /// The cleanup a disconnect in this state implies.
     fn cleanup(self) -> Option<Effect> {
         match self {
-            Self::IdleNone | Self::Disconnecting => None,
+            Self::IdleUnbound
+            | Self::IdleToken
+            | Self::IdleRetry
+            | Self::IdleNone
+            | Self::AcqConnect
+            | Self::AcqEnqueue
+            | Self::Disconnecting => None,
             Self::IdleSome
             | Self::EnqAnnounce
             | Self::EnqSilent
@@ -131,16 +173,36 @@ impl S {
         }
     }
 
+    /// The lease the session holds in this shape.
+    fn lease(self) -> LeaseHold {
+        match self {
+            Self::IdleUnbound | Self::IdleToken | Self::AcqConnect | Self::AcqEnqueue => {
+                LeaseHold::NotHeld
+            }
+            Self::IdleRetry => LeaseHold::Unknown,
+            _ => LeaseHold::Held,
+        }
+    }
+
     fn is_idle(self) -> bool {
-        matches!(self, Self::IdleNone | Self::IdleSome)
+        matches!(
+            self,
+            Self::IdleUnbound | Self::IdleToken | Self::IdleRetry | Self::IdleNone | Self::IdleSome
+        )
+    }
+
+    fn is_acquiring(self) -> bool {
+        matches!(self, Self::AcqConnect | Self::AcqEnqueue)
     }
 }
 
 /// Every event shape the machine can receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum E {
+    Connected,
     EnqueueValid,
     EnqueueUnknownMode,
+    EnqueueOtherPlayer,
     Dequeue,
     CompleteCurrent,
     CompleteOther,
@@ -172,6 +234,10 @@ enum E {
     SyncedForeignQueued,
     SyncedForeignLoading,
     SyncFailed,
+    LeaseAcquired,
+    LeaseHeldElsewhere,
+    LeaseFailed,
+    LeaseLost,
     StartCurrent,
     StartFresh,
     StartOld,
@@ -186,9 +252,11 @@ enum E {
 }
 
 impl E {
-    const ALL: [Self; 44] = [
+    const ALL: [Self; 50] = [
+        Self::Connected,
         Self::EnqueueValid,
         Self::EnqueueUnknownMode,
+        Self::EnqueueOtherPlayer,
         Self::Dequeue,
         Self::CompleteCurrent,
         Self::CompleteOther,
@@ -220,6 +288,10 @@ impl E {
         Self::SyncedForeignQueued,
         Self::SyncedForeignLoading,
         Self::SyncFailed,
+        Self::LeaseAcquired,
+        Self::LeaseHeldElsewhere,
+        Self::LeaseFailed,
+        Self::LeaseLost,
         Self::StartCurrent,
         Self::StartFresh,
         Self::StartOld,
@@ -235,8 +307,13 @@ impl E {
 
     fn event(self) -> Event {
         match self {
+            Self::Connected => Event::Connected,
             Self::EnqueueValid => enqueue_request(MODE),
             Self::EnqueueUnknownMode => enqueue_request(NO_MODE),
+            Self::EnqueueOtherPlayer => Event::Request(ClientRequest::Enqueue {
+                player_id: OTHER_PLAYER,
+                game_mode: MODE.to_owned(),
+            }),
             Self::Dequeue => Event::Request(ClientRequest::Dequeue),
             Self::CompleteCurrent => complete_request(CURRENT),
             Self::CompleteOther => complete_request(FRESH),
@@ -279,6 +356,10 @@ impl E {
             Self::SyncedForeignQueued => synced(STRANGER, MODE, Place::Queued),
             Self::SyncedForeignLoading => synced(STRANGER, MODE, loading_place(CURRENT)),
             Self::SyncFailed => Event::Synced(Err(EffectError::Unavailable)),
+            Self::LeaseAcquired => Event::LeaseAcquired(Ok(LeaseReply::Acquired)),
+            Self::LeaseHeldElsewhere => Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)),
+            Self::LeaseFailed => Event::LeaseAcquired(Err(EffectError::Unavailable)),
+            Self::LeaseLost => Event::Notice(NoticeEvent::LeaseLost),
             Self::StartCurrent => notice_start(CURRENT),
             Self::StartFresh => notice_start(FRESH),
             Self::StartOld => notice_start(OLD),
@@ -298,6 +379,7 @@ impl E {
             self,
             Self::EnqueueValid
                 | Self::EnqueueUnknownMode
+                | Self::EnqueueOtherPlayer
                 | Self::Dequeue
                 | Self::CompleteCurrent
                 | Self::CompleteOther
@@ -305,11 +387,25 @@ impl E {
     }
 
     fn is_enqueue_request(self) -> bool {
-        matches!(self, Self::EnqueueValid | Self::EnqueueUnknownMode)
+        matches!(
+            self,
+            Self::EnqueueValid | Self::EnqueueUnknownMode | Self::EnqueueOtherPlayer
+        )
     }
 }
 
 // ---- builders of states, events, effects and replies
+
+fn acquiring(enqueue: Option<Claim>) -> State {
+    State::Acquiring {
+        player: PLAYER,
+        enqueue,
+    }
+}
+
+fn acquire(player: Uuid) -> Effect {
+    Effect::AcquireLease { player }
+}
 
 fn enqueuing(announce: bool) -> State {
     State::Enqueuing {
@@ -441,6 +537,7 @@ fn go(state: State) -> Want {
         state,
         replies: Vec::new(),
         effect: None,
+        close: None,
     })
 }
 
@@ -462,6 +559,11 @@ impl Want {
         self.0.effect = effect;
         self
     }
+
+    fn close(mut self, close: Close) -> Self {
+        self.0.close = Some(close);
+        self
+    }
 }
 
 /// The written outcome of every (state, event) pair.
@@ -479,12 +581,39 @@ fn expected(s: S, e: E) -> Step {
         (_, Shutdown) => go(State::Disconnecting)
             .err(C::ShuttingDown)
             .maybe_run(s.cleanup()),
+        // The renewal found the lease gone: a holder cleans up and ends the connection; a
+        // session that holds none has nothing to lose.
+        (_, LeaseLost) if s.lease() == LeaseHold::Held => go(State::Disconnecting)
+            .err(C::SessionLost)
+            .maybe_run(s.cleanup())
+            .close(Close::SessionLost),
+        (_, LeaseLost) => keep(s),
+        // A connection bound to PLAYER never acts for another one, whatever its state.
+        (IdleUnbound, EnqueueOtherPlayer) => go(State::Acquiring {
+            player: OTHER_PLAYER,
+            enqueue: Some(other_claim()),
+        })
+        .run(acquire(OTHER_PLAYER)),
+        (_, EnqueueOtherPlayer) => keep(s).err(C::PlayerMismatch),
 
-        // ---- Idle: the only state that accepts enqueue.
+        // ---- Idle: the only state that accepts enqueue, once the lease is held; without it
+        // the enqueue takes the lease first (dev mode's first enqueue binds the connection).
         (IdleNone | IdleSome, EnqueueValid) => go(enqueuing(true)).run(Effect::Enqueue(claim())),
-        (IdleNone | IdleSome, EnqueueUnknownMode) => keep(s).err(C::UnknownGameMode),
-        (IdleNone | IdleSome, Dequeue) => keep(s).err(C::NotInQueue),
-        (IdleNone | IdleSome, CompleteCurrent | CompleteOther) => keep(s).err(C::NotLoading),
+        (IdleUnbound | IdleToken | IdleRetry, EnqueueValid) => {
+            go(acquiring(Some(claim()))).run(acquire(PLAYER))
+        }
+        // An authenticated session takes its lease on connect (again after a failure).
+        (IdleToken | IdleRetry, Connected) => go(acquiring(None)).run(acquire(PLAYER)),
+        (IdleUnbound | IdleToken | IdleRetry | IdleNone | IdleSome, EnqueueUnknownMode) => {
+            keep(s).err(C::UnknownGameMode)
+        }
+        (IdleUnbound | IdleToken | IdleRetry | IdleNone | IdleSome, Dequeue) => {
+            keep(s).err(C::NotInQueue)
+        }
+        (
+            IdleUnbound | IdleToken | IdleRetry | IdleNone | IdleSome,
+            CompleteCurrent | CompleteOther,
+        ) => keep(s).err(C::NotLoading),
         // start_loading while idle: Redis may hold a place the session does not want.
         (IdleSome, StartCurrent | StartFresh | StartOld) => keep(s).run(resync()),
         // The check found our own entry queued or loading: remove it, in the entry's mode.
@@ -494,8 +623,24 @@ fn expected(s: S, e: E) -> Step {
         (IdleSome, SyncedLoadingFresh) => keep(s).run(leave(MODE, Some(FRESH))),
         (IdleSome, SyncedLoadingOld) => keep(s).run(leave(MODE, Some(OLD))),
         // Anything else is nothing to an idle session: outcomes of its own cleanup, matched
-        // or foreign entries, notices it has no claim for.
-        (IdleNone | IdleSome, _) => keep(s),
+        // or foreign entries, notices it has no claim for, a lease outcome out of turn.
+        (IdleUnbound | IdleToken | IdleRetry | IdleNone | IdleSome, _) => keep(s),
+
+        // ---- Acquiring: waits for the lease only.
+        (AcqConnect, LeaseAcquired) => go(idle_after(None)),
+        (AcqEnqueue, LeaseAcquired) => go(enqueuing(true)).run(Effect::Enqueue(claim())),
+        // Another connection plays as PLAYER: refuse, end, clean nothing (nothing is ours).
+        (AcqConnect | AcqEnqueue, LeaseHeldElsewhere) => go(State::Disconnecting)
+            .err(C::SessionExists)
+            .close(Close::SessionExists),
+        // Unknown outcome: nothing was enqueued; the next enqueue takes the lease again.
+        (AcqConnect | AcqEnqueue, LeaseFailed) => go(idle_after(None)).err(C::ServiceUnavailable),
+        (AcqConnect | AcqEnqueue, EnqueueValid | EnqueueUnknownMode) => {
+            keep(s).err(C::AlreadyQueued)
+        }
+        (AcqConnect | AcqEnqueue, Dequeue) => keep(s).err(C::NotInQueue),
+        (AcqConnect | AcqEnqueue, CompleteCurrent | CompleteOther) => keep(s).err(C::NotLoading),
+        (AcqConnect | AcqEnqueue, _) => keep(s),
 
         // ---- Enqueuing: waits for the enqueue effect only.
         (EnqAnnounce | EnqSilent, EnqueueValid | EnqueueUnknownMode) => {
@@ -655,6 +800,7 @@ fn cross_product() -> Vec<Pair> {
 /// a new variant anywhere stops this from compiling until the product covers it.
 fn event_variant(event: &Event) -> &'static str {
     match event {
+        Event::Connected => "connected",
         Event::Request(ClientRequest::Enqueue { .. }) => "request enqueue",
         Event::Request(ClientRequest::Dequeue) => "request dequeue",
         Event::Request(ClientRequest::LoadingComplete { .. }) => "request loading_complete",
@@ -680,10 +826,14 @@ fn event_variant(event: &Event) -> &'static str {
             Place::Matched { .. } => "synced matched",
         },
         Event::Synced(Err(_)) => "synced error",
+        Event::LeaseAcquired(Ok(LeaseReply::Acquired)) => "lease acquired",
+        Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)) => "lease held elsewhere",
+        Event::LeaseAcquired(Err(_)) => "lease error",
         Event::Notice(NoticeEvent::StartLoading { .. }) => "notice start_loading",
         Event::Notice(NoticeEvent::MatchFound { .. }) => "notice match_found",
         Event::Notice(NoticeEvent::Requeued { .. }) => "notice requeued",
         Event::Notice(NoticeEvent::Resync) => "notice resync",
+        Event::Notice(NoticeEvent::LeaseLost) => "notice lease_lost",
         Event::ResyncDue => "resync due",
         Event::Closed => "closed",
         Event::Shutdown => "shutdown",
@@ -695,6 +845,10 @@ fn state_variant(state: &State) -> &'static str {
     match state {
         State::Idle { last: None } => "idle without claim",
         State::Idle { last: Some(_) } => "idle with claim",
+        State::Acquiring { enqueue: None, .. } => "acquiring at connect",
+        State::Acquiring {
+            enqueue: Some(_), ..
+        } => "acquiring for an enqueue",
         State::Enqueuing { announce: true, .. } => "enqueuing, announced",
         State::Enqueuing {
             announce: false, ..
@@ -711,6 +865,17 @@ fn state_variant(state: &State) -> &'static str {
     }
 }
 
+/// The shape of a context's binding, exhaustively.
+fn context_variant(ctx: &Context) -> &'static str {
+    match (ctx.player, ctx.lease) {
+        (None, LeaseHold::NotHeld) => "unbound",
+        (None, LeaseHold::Held | LeaseHold::Unknown) => "unbound with a lease (impossible)",
+        (Some(_), LeaseHold::NotHeld) => "bound, no lease",
+        (Some(_), LeaseHold::Held) => "bound, lease held",
+        (Some(_), LeaseHold::Unknown) => "bound, lease unknown",
+    }
+}
+
 /// Goal: the product covers every shape: `S::ALL`/`E::ALL` list each of their variants
 /// once, and together they reach every variant of the machine's states and events (and of
 /// the requests, replies, places and notices those carry).
@@ -720,10 +885,15 @@ fn the_cross_product_covers_every_variant() {
     assert_eq!(S::ALL.len(), S::Disconnecting as usize + 1);
     assert!(E::ALL.iter().enumerate().all(|(i, e)| *e as usize == i));
     assert_eq!(E::ALL.len(), E::Shutdown as usize + 1);
+    let shapes: BTreeSet<(&str, &str)> = S::ALL
+        .iter()
+        .map(|s| (state_variant(&s.state()), context_variant(&s.context())))
+        .collect();
+    assert_eq!(shapes.len(), S::ALL.len(), "{shapes:?}");
     let states: BTreeSet<&str> = S::ALL.iter().map(|s| state_variant(&s.state())).collect();
-    assert_eq!(states.len(), S::ALL.len());
+    assert_eq!(states.len(), 13, "every state variant: {states:?}");
     let events: BTreeSet<&str> = E::ALL.iter().map(|e| event_variant(&e.event())).collect();
-    assert_eq!(events.len(), 30, "{events:?}");
+    assert_eq!(events.len(), 35, "{events:?}");
 }
 
 /// Goal: the whole cross product runs without a single panic.
@@ -757,23 +927,45 @@ fn every_pair_has_its_written_outcome() {
     );
 }
 
-/// Goal: a client `enqueue` is accepted (effect `Enqueue`) only in `Idle`, and only for a
-/// configured mode; every other state refuses it without touching Redis.
+/// Goal: a client `enqueue` is accepted only in `Idle`, only for a configured mode and
+/// only for the connection's own player (any player while a dev-mode connection is still
+/// unbound); every other state refuses it without touching Redis. Accepted, it enqueues
+/// when the lease is held, and takes the lease first otherwise.
 #[test]
 fn enqueue_is_accepted_only_in_idle() {
     for pair in cross_product() {
         if !pair.e.is_enqueue_request() {
             continue;
         }
-        let accepted = matches!(pair.step.effect, Some(Effect::Enqueue(_)));
-        let should = pair.s.is_idle() && pair.e == E::EnqueueValid;
-        assert_eq!(accepted, should, "{:?} x {:?}", pair.s, pair.e);
-        if accepted {
-            assert!(
-                matches!(pair.step.state, State::Enqueuing { announce: true, .. }),
-                "enqueue must be marked before the effect runs: {:?}",
-                pair.step.state
-            );
+        let case = format!("{:?} x {:?}", pair.s, pair.e);
+        let accepted = matches!(
+            pair.step.effect,
+            Some(Effect::Enqueue(_) | Effect::AcquireLease { .. })
+        );
+        assert_eq!(accepted, legal(pair.s, pair.e), "{case}");
+        match pair.step.effect {
+            Some(Effect::Enqueue(_)) => {
+                assert_eq!(pair.before.lease, LeaseHold::Held, "{case}");
+                assert!(
+                    matches!(pair.step.state, State::Enqueuing { announce: true, .. }),
+                    "enqueue must be marked before the effect runs: {case}"
+                );
+            }
+            Some(Effect::AcquireLease { player }) => {
+                assert_ne!(pair.before.lease, LeaseHold::Held, "{case}");
+                assert_eq!(pair.after.player, Some(player), "bound first: {case}");
+                assert!(
+                    matches!(
+                        pair.step.state,
+                        State::Acquiring {
+                            enqueue: Some(_),
+                            ..
+                        }
+                    ),
+                    "the enqueue waits for the lease: {case}"
+                );
+            }
+            _ => {}
         }
     }
 }
@@ -782,7 +974,10 @@ fn enqueue_is_accepted_only_in_idle() {
 fn legal(s: S, e: E) -> bool {
     matches!(
         (s, e),
-        (S::IdleNone | S::IdleSome, E::EnqueueValid)
+        (
+            S::IdleUnbound | S::IdleToken | S::IdleRetry | S::IdleNone | S::IdleSome,
+            E::EnqueueValid
+        ) | (S::IdleUnbound, E::EnqueueOtherPlayer)
             | (S::InQueue | S::Loading | S::Loaded, E::Dequeue)
             | (S::Loading, E::CompleteCurrent)
     )
@@ -805,6 +1000,8 @@ fn illegal_requests_keep_the_state_and_get_one_error() {
             pair.after.recent_loadings, pair.before.recent_loadings,
             "{case}"
         );
+        assert_eq!(pair.after.player, pair.before.player, "{case}");
+        assert_eq!(pair.after.lease, pair.before.lease, "{case}");
         assert!(
             matches!(pair.step.replies.as_slice(), [ServerMessage::Error { .. }]),
             "{case}: {:?}",
@@ -813,8 +1010,8 @@ fn illegal_requests_keep_the_state_and_get_one_error() {
     }
     assert_eq!(
         illegal,
-        10 * 5 - 6,
-        "every live state x request, minus the six legal pairs"
+        15 * 6 - 10,
+        "every live state x request, minus the ten legal pairs"
     );
 }
 
@@ -947,6 +1144,11 @@ fn claims_and_names_of_every_state() {
         [
             "idle",
             "idle",
+            "idle",
+            "idle",
+            "idle",
+            "acquiring",
+            "acquiring",
             "enqueuing",
             "enqueuing",
             "in_queue",
@@ -961,7 +1163,8 @@ fn claims_and_names_of_every_state() {
     for s in S::ALL {
         let held = s.state().claim().cloned();
         let want = match s {
-            S::IdleNone | S::IdleSome | S::Disconnecting => None,
+            _ if s.is_idle() || s.is_acquiring() => None,
+            S::Disconnecting => None,
             _ => Some(claim()),
         };
         assert_eq!(held, want, "{s:?}");
@@ -1343,4 +1546,168 @@ fn requeue_reason_of_another_session_is_not_used() {
         back.replies,
         vec![ServerMessage::error(ErrorCode::LoadingCancelled)]
     );
+}
+
+// ---- one live session per player
+
+/// Goal: the machine changes the connection's binding and lease only as written: a
+/// dev-mode connection is bound by its first valid enqueue and never rebound; the lease is
+/// held only after an acquisition succeeds and until it is lost; an acquisition that failed
+/// leaves it unknown; and the machine ends the connection itself exactly when the lease is
+/// held elsewhere (`session_exists`) or lost (`session_lost`).
+#[test]
+fn binding_and_lease_change_only_as_written() {
+    for pair in cross_product() {
+        let case = format!("{:?} x {:?}", pair.s, pair.e);
+        let (s, e) = (pair.s, pair.e);
+        let player = match (s, e) {
+            (S::IdleUnbound, E::EnqueueValid) => Some(PLAYER),
+            (S::IdleUnbound, E::EnqueueOtherPlayer) => Some(OTHER_PLAYER),
+            _ => pair.before.player,
+        };
+        assert_eq!(pair.after.player, player, "{case}");
+        let live = s != S::Disconnecting;
+        let lease = match (s, e) {
+            (_, E::LeaseAcquired) if s.is_acquiring() => LeaseHold::Held,
+            (_, E::LeaseHeldElsewhere) if s.is_acquiring() => LeaseHold::NotHeld,
+            (_, E::LeaseFailed) if s.is_acquiring() => LeaseHold::Unknown,
+            (_, E::LeaseLost) if live && s.lease() == LeaseHold::Held => LeaseHold::NotHeld,
+            _ => pair.before.lease,
+        };
+        assert_eq!(pair.after.lease, lease, "{case}");
+        let close = match (s, e) {
+            (_, E::LeaseHeldElsewhere) if s.is_acquiring() => Some(Close::SessionExists),
+            (_, E::LeaseLost) if live && s.lease() == LeaseHold::Held => Some(Close::SessionLost),
+            _ => None,
+        };
+        assert_eq!(pair.step.close, close, "{case}");
+        if close.is_some() {
+            assert_eq!(pair.step.state, State::Disconnecting, "{case}");
+        }
+    }
+}
+
+/// Goal: an authenticated session takes its lease on `Connected`, before any request, and
+/// then enqueues its own player directly; it never enqueues another one.
+#[test]
+fn authenticated_session_takes_its_lease_first() {
+    let mut run = Run::new(S::IdleToken);
+    let (replies, effect) = run.feed(Event::Connected);
+    assert!(replies.is_empty());
+    assert_eq!(effect, Some(acquire(PLAYER)));
+    run.feed(E::LeaseAcquired.event());
+    assert_eq!(run.state, idle_after(None));
+    assert_eq!(run.ctx.held_lease(), Some(PLAYER));
+    let (_, effect) = run.feed(E::EnqueueOtherPlayer.event());
+    assert_eq!(effect, None);
+    let (_, effect) = run.feed(enqueue_request(MODE));
+    assert_eq!(effect, Some(Effect::Enqueue(claim())));
+    assert_eq!(
+        run.replies,
+        vec![ServerMessage::error(ErrorCode::PlayerMismatch)]
+    );
+}
+
+/// Goal: a dev-mode connection is bound to the player of its first valid enqueue (an
+/// unknown mode binds nothing), takes that player's lease before enqueuing, and refuses
+/// any other player for its whole life - queued, and again after its match.
+#[test]
+fn dev_session_is_bound_by_its_first_enqueue() {
+    let mut run = Run::new(S::IdleUnbound);
+    run.feed(Event::Connected);
+    run.feed(E::EnqueueUnknownMode.event());
+    assert_eq!(run.ctx.player, None, "an unknown mode binds nothing");
+    let (_, effect) = run.feed(enqueue_request(MODE));
+    assert_eq!(effect, Some(acquire(PLAYER)));
+    let (_, effect) = run.feed(E::LeaseAcquired.event());
+    assert_eq!(effect, Some(Effect::Enqueue(claim())));
+    run.feed(E::Enqueued.event());
+    run.feed(E::EnqueueOtherPlayer.event());
+    run.feed(notice_start(FRESH));
+    run.feed(complete_request(FRESH));
+    run.feed(E::CompletedAllReady.event());
+    run.feed(notice_match(FRESH));
+    let (_, effect) = run.feed(E::EnqueueOtherPlayer.event());
+    assert_eq!(effect, None);
+    assert_eq!(run.ctx.player, Some(PLAYER));
+    assert_eq!(
+        run.replies,
+        vec![
+            ServerMessage::error(ErrorCode::UnknownGameMode),
+            ServerMessage::Enqueued {},
+            ServerMessage::error(ErrorCode::PlayerMismatch),
+            start(FRESH),
+            match_found(),
+            ServerMessage::error(ErrorCode::PlayerMismatch),
+        ]
+    );
+    assert_eq!(
+        run.effects
+            .iter()
+            .filter(|e| **e == acquire(PLAYER))
+            .count(),
+        1
+    );
+}
+
+/// Goal: a lease held elsewhere ends the session with exactly `session_exists`, runs no
+/// cleanup (nothing in Redis is this session's) and leaves no lease to release.
+#[test]
+fn lease_held_elsewhere_refuses_the_session() {
+    for s in [S::AcqConnect, S::AcqEnqueue] {
+        let mut run = Run::new(s);
+        let (replies, effect) = run.feed(E::LeaseHeldElsewhere.event());
+        assert_eq!(
+            replies,
+            vec![ServerMessage::error(ErrorCode::SessionExists)]
+        );
+        assert_eq!(effect, None, "{s:?}");
+        assert_eq!(run.state, State::Disconnecting);
+        assert_eq!(run.ctx.lease_to_release(), None, "{s:?}");
+        let (replies, effect) = run.feed(Event::Closed);
+        assert!(replies.is_empty() && effect.is_none(), "{s:?}");
+    }
+}
+
+/// Goal: a lease lost while loading cancels the loading session (the cleanup of the
+/// state), tells the client `session_lost` once, and the session then ignores everything,
+/// a second loss included; it releases nothing (the lease is not its own any more).
+#[test]
+fn lost_lease_cleans_up_and_ends_the_session() {
+    let mut run = Run::new(S::Loading);
+    let (replies, effect) = run.feed(E::LeaseLost.event());
+    assert_eq!(replies, vec![ServerMessage::error(ErrorCode::SessionLost)]);
+    assert_eq!(effect, Some(leave(MODE, Some(CURRENT))));
+    assert_eq!(run.ctx.lease_to_release(), None);
+    for event in [E::LeaseLost, E::MatchCurrent, E::Closed] {
+        let (replies, effect) = run.feed(event.event());
+        assert!(replies.is_empty() && effect.is_none(), "{event:?}");
+    }
+    assert_eq!(run.state, State::Disconnecting);
+}
+
+/// Goal: an acquisition that failed tells the client `service_unavailable`, keeps the
+/// connection, marks the lease for release at the end (it may be set), and the next
+/// enqueue takes the lease again before enqueuing.
+#[test]
+fn failed_acquisition_is_retried_by_the_next_enqueue() {
+    let mut run = Run::new(S::IdleToken);
+    run.feed(Event::Connected);
+    let (replies, _) = run.feed(E::LeaseFailed.event());
+    assert_eq!(
+        replies,
+        vec![ServerMessage::error(ErrorCode::ServiceUnavailable)]
+    );
+    assert_eq!(run.state, idle_after(None));
+    assert_eq!(run.ctx.held_lease(), None, "not renewed");
+    assert_eq!(
+        run.ctx.lease_to_release(),
+        Some(PLAYER),
+        "released at the end"
+    );
+    let (_, effect) = run.feed(enqueue_request(MODE));
+    assert_eq!(effect, Some(acquire(PLAYER)));
+    let (_, effect) = run.feed(E::LeaseAcquired.event());
+    assert_eq!(effect, Some(Effect::Enqueue(claim())));
+    assert_eq!(run.ctx.held_lease(), Some(PLAYER));
 }

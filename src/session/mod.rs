@@ -2,8 +2,10 @@
 //! [`machine`], sends its replies and runs its effects one at a time.
 //!
 //! Effects run to completion before the next frame or notice is read, so the machine never
-//! sees two effects in flight; frames wait in the socket meanwhile. On any exit (close,
-//! error, idle timeout, oversized frame, shutdown) the machine's cleanup effect runs.
+//! sees two effects in flight; frames wait in the socket meanwhile. The first event is
+//! `Connected`, so an authenticated session holds its player lease before it reads a frame.
+//! On any exit (close, error, idle timeout, oversized frame, shutdown, a lease held
+//! elsewhere or lost) the machine's cleanup effect runs, then the player lease is released.
 
 pub mod machine;
 pub mod rate;
@@ -24,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use self::machine::{Context, Effect, Event, State, Step};
+use self::machine::{Close, Context, Effect, Event, State, Step};
 use self::rate::TokenBucket;
+use crate::auth::Identity;
 use crate::limits;
 use crate::matchmaker::Matchmaker;
 use crate::metrics::Family;
@@ -45,7 +48,14 @@ enum Ending {
     Flooding,
     /// The server shuts down.
     Shutdown,
+    /// The machine ended the connection (the player's lease is held elsewhere, or lost).
+    Machine(Close),
 }
+
+/// Close code: another connection already plays as this player (`session_exists`).
+pub const CLOSE_SESSION_EXISTS: u16 = 4009;
+/// Close code: this connection lost its player lease (`session_lost`).
+pub const CLOSE_SESSION_LOST: u16 = 4010;
 
 impl Ending {
     fn close_frame(self) -> Option<CloseFrame> {
@@ -55,6 +65,13 @@ impl Ending {
             Self::TooBig => (CloseCode::Size, "frame too large"),
             Self::Flooding => (CloseCode::Policy, "rate limit exceeded"),
             Self::Shutdown => (CloseCode::Away, "server shutting down"),
+            Self::Machine(Close::SessionExists) => (
+                CloseCode::from(CLOSE_SESSION_EXISTS),
+                "session exists for this player",
+            ),
+            Self::Machine(Close::SessionLost) => {
+                (CloseCode::from(CLOSE_SESSION_LOST), "player lease lost")
+            }
         };
         Some(CloseFrame {
             code,
@@ -90,16 +107,21 @@ struct Session<S> {
 }
 
 /// Runs the session on an accepted WebSocket until it ends; cleans up its Redis state.
+/// `identity` is who the upgrade authenticated (or `Anonymous` in dev mode).
 pub async fn run<S>(
     ws: WebSocketStream<S>,
     matchmaker: Arc<Matchmaker>,
     shutdown: CancellationToken,
     peer: String,
+    identity: Identity,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let owner = matchmaker.new_id();
-    let span = tracing::info_span!("session", %owner, %peer);
+    let span = match identity {
+        Identity::Player(player) => tracing::info_span!("session", %owner, %peer, %player),
+        Identity::Anonymous => tracing::info_span!("session", %owner, %peer),
+    };
     async move {
         tracing::info!("connected");
         matchmaker.metrics.add(Family::Connections, "", 1);
@@ -114,10 +136,14 @@ pub async fn run<S>(
             .collect();
         let limits = &matchmaker.settings.limits;
         let bucket = TokenBucket::new(limits.messages_per_second, limits.message_burst);
+        let ctx = match identity {
+            Identity::Player(player) => Context::new(owner, modes).for_player(player),
+            Identity::Anonymous => Context::new(owner, modes),
+        };
         let mut session = Session {
             matchmaker: matchmaker.clone(),
             owner,
-            ctx: Context::new(owner, modes),
+            ctx,
             state: State::Idle { last: None },
             sink,
             notices,
@@ -153,6 +179,10 @@ where
             tokio::time::interval(Duration::from_millis(timing.heartbeat_interval_ms));
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         heartbeat.reset();
+        // No frame is read before an authenticated session holds its player lease.
+        if let Err(ending) = self.handle(Event::Connected).await {
+            return ending;
+        }
         loop {
             let input = tokio::select! {
                 biased;
@@ -177,17 +207,36 @@ where
         }
     }
 
-    /// Feeds an event to the machine, then every effect it asks for, until it rests.
+    /// Feeds an event to the machine, then every effect it asks for, until it rests. When
+    /// the machine ends the connection, its cleanup effect runs and the ending is returned.
     async fn handle(&mut self, event: Event) -> Result<(), Ending> {
         let mut next = Some(event);
         while let Some(event) = next.take() {
             let step = machine::step(self.state.clone(), event, &mut self.ctx);
+            if let Some(close) = step.close {
+                tracing::info!(?close, "the session ends itself");
+                let cleanup = step.effect.clone();
+                // The state is `Disconnecting` now: clean up even if the client is gone.
+                let _ = self.apply(step).await;
+                self.cleanup(cleanup).await;
+                return Err(Ending::Machine(close));
+            }
             let effect = self.apply(step).await?;
             if let Some(effect) = effect {
                 next = Some(self.run_effect(effect).await);
             }
         }
         Ok(())
+    }
+
+    /// Runs a cleanup effect, whose outcome only matters to the log.
+    async fn cleanup(&self, effect: Option<Effect>) {
+        if let Some(effect) = effect {
+            let outcome = self.run_effect(effect).await;
+            if let Event::Left(Err(error)) = outcome {
+                tracing::warn!(%error, "cleanup incomplete; the entry expires with its lease");
+            }
+        }
     }
 
     /// Adopts a step's state, sends its replies, and returns its effect.
@@ -197,7 +246,9 @@ where
         }
         self.state = step.state;
         let claim = self.state.claim().map(|claim| claim.player);
-        self.matchmaker.router.set_claim(self.owner, claim);
+        let router = &self.matchmaker.router;
+        router.set_claim(self.owner, claim);
+        router.set_lease(self.owner, self.ctx.held_lease());
         for reply in step.replies {
             self.send(&reply).await.map_err(|()| Ending::Gone)?;
         }
@@ -220,6 +271,9 @@ where
                     .await,
             ),
             Effect::Resync { player } => Event::Synced(mm.read_entry(player).await),
+            Effect::AcquireLease { player } => {
+                Event::LeaseAcquired(mm.acquire_player_lease(owner, player).await)
+            }
         }
     }
 
@@ -269,13 +323,10 @@ where
         }
     }
 
-    /// A notice is for this session only while it still acts for that player.
+    /// A notice is for this session only if it is about the connection's player (every
+    /// claim of a session is for that player).
     fn on_notice(&self, notice: SessionNotice) -> Input {
-        let current = match &self.state {
-            State::Idle { last } => last.as_ref().map(|claim| claim.player),
-            state => state.claim().map(|claim| claim.player),
-        };
-        if current == Some(notice.player) {
+        if self.ctx.player == Some(notice.player) {
             Input::Event(Event::Notice(notice.event))
         } else {
             Input::Nothing
@@ -326,6 +377,7 @@ where
         let step = machine::step(self.state.clone(), event, &mut self.ctx);
         self.state = step.state;
         self.matchmaker.router.set_claim(self.owner, None);
+        self.matchmaker.router.set_lease(self.owner, None);
         if ending != Ending::Gone {
             for reply in &step.replies {
                 if self.send(reply).await.is_err() {
@@ -333,11 +385,13 @@ where
                 }
             }
         }
-        if let Some(effect) = step.effect {
-            let outcome = self.run_effect(effect).await;
-            if let Event::Left(Err(error)) = outcome {
-                tracing::warn!(%error, "cleanup incomplete; the entry expires with its lease");
-            }
+        self.cleanup(step.effect).await;
+        // After the cleanup, so a reconnect that takes the lease finds the entries gone;
+        // before the close frame, so a client that reconnects on it finds the lease free.
+        if let Some(player) = self.ctx.lease_to_release() {
+            self.matchmaker
+                .release_player_lease(self.owner, player)
+                .await;
         }
         if let Some(frame) = ending.close_frame() {
             let close = self.sink.send(Message::Close(Some(frame)));

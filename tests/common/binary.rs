@@ -22,32 +22,67 @@ pub struct Binary {
     _config: NamedTempFile,
 }
 
+/// The binary's command with no `MATCH_SERVER_*` variable inherited from the test
+/// process: only what a test passes may configure the process under test.
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_match-server"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MATCH_SERVER_") {
+            command.env_remove(name);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs the binary with `args` to its end (it must end within [`super::WAIT`]); its exit
+/// status, stdout and stderr.
+pub async fn run_to_end(args: &[&str]) -> std::process::Output {
+    let mut child = command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the match-server binary");
+    let deadline = tokio::time::Instant::now() + super::WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "match-server {args:?} still running after {:?}",
+                super::WAIT
+            );
+        }
+        tokio::time::sleep(super::POLL).await;
+    }
+    child.wait_with_output().unwrap()
+}
+
 impl Binary {
     /// Starts `match-server --config <file> --bind 127.0.0.1:<free port> --redis <url>` and
     /// waits until `/healthz` answers.
     pub async fn start(settings: &Settings, redis_url: &str) -> Self {
+        Self::start_with_args(settings, redis_url, &[]).await
+    }
+
+    /// [`Binary::start`] with `extra` arguments (e.g. `--dev`).
+    pub async fn start_with_args(settings: &Settings, redis_url: &str, extra: &[&str]) -> Self {
         let mut config = NamedTempFile::new().unwrap();
         config
             .write_all(toml::to_string(settings).unwrap().as_bytes())
             .unwrap();
         let log = NamedTempFile::new().unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_match-server"));
+        let mut command = command();
         command
             .arg("--config")
             .arg(config.path())
             .args(["--bind", &addr.to_string()])
             .args(["--redis", redis_url])
+            .args(extra)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap());
-        // Only the config file and the flags may configure the process under test.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("MATCH_SERVER_") {
-                command.env_remove(name);
-            }
-        }
         let child = command
             .spawn()
             .expect("cannot start the match-server binary");

@@ -14,6 +14,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{WebSocketStream, client_async, tungstenite};
 use uuid::Uuid;
@@ -117,10 +120,30 @@ impl AsyncWrite for MuteStream {
     }
 }
 
+/// How a client proves who it is at the upgrade.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// No token at all (dev mode, or a test of the refusal).
+    Anonymous,
+    /// `Authorization: Bearer <token>`.
+    Header(String),
+    /// `?token=<token>` on the URL.
+    Query(String),
+}
+
+impl Credentials {
+    /// A valid bearer token for `player`, signed with the harness secret.
+    pub fn of(player: Uuid) -> Self {
+        Self::Header(super::env::token(player))
+    }
+}
+
 /// One client connection.
 pub struct Client {
     /// A label for failure messages.
     pub name: String,
+    /// The player this client plays as: its token's, or in dev mode the one it picked.
+    pub player: Uuid,
     ws: WebSocketStream<MuteStream>,
     /// Set to cut the outgoing direction (see [`MuteStream`]).
     muted: Arc<AtomicBool>,
@@ -132,18 +155,55 @@ pub fn ws_url(addr: SocketAddr) -> String {
 }
 
 impl Client {
-    /// Connects to the service at `addr`; panics when the upgrade fails.
+    /// Connects as a fresh player with a valid token; panics when the upgrade fails.
     pub async fn connect(addr: SocketAddr, name: &str) -> Self {
-        match Self::try_connect(addr, name).await {
+        Self::connect_as(addr, name, super::new_player()).await
+    }
+
+    /// Connects as `player` with a valid token; panics when the upgrade fails.
+    pub async fn connect_as(addr: SocketAddr, name: &str, player: Uuid) -> Self {
+        match Self::try_connect_with(addr, name, player, Credentials::of(player)).await {
             Ok(client) => client,
             Err(error) => panic!("{name}: WebSocket connect to {addr} failed: {error}"),
         }
     }
 
-    /// Connects, returning the handshake error (e.g. an HTTP 503) instead of panicking.
+    /// Connects without a token (dev mode); the client will play as a fresh player.
+    pub async fn connect_anonymous(addr: SocketAddr, name: &str) -> Self {
+        let player = super::new_player();
+        match Self::try_connect_with(addr, name, player, Credentials::Anonymous).await {
+            Ok(client) => client,
+            Err(error) => panic!("{name}: WebSocket connect to {addr} failed: {error}"),
+        }
+    }
+
+    /// Connects as a fresh player, returning the handshake error (e.g. an HTTP 503)
+    /// instead of panicking.
     pub async fn try_connect(addr: SocketAddr, name: &str) -> Result<Self, tungstenite::Error> {
+        let player = super::new_player();
+        Self::try_connect_with(addr, name, player, Credentials::of(player)).await
+    }
+
+    /// Connects with `credentials`, to play as `player`; the handshake error (an HTTP 401
+    /// or 503) instead of a panic.
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        name: &str,
+        player: Uuid,
+        credentials: Credentials,
+    ) -> Result<Self, tungstenite::Error> {
         let what = format!("{name}: WebSocket connect to {addr}");
         let muted = Arc::new(AtomicBool::new(false));
+        let url = match &credentials {
+            Credentials::Query(token) => format!("{}?token={token}", ws_url(addr)),
+            Credentials::Anonymous | Credentials::Header(_) => ws_url(addr),
+        };
+        let mut request = url.into_client_request()?;
+        if let Credentials::Header(token) = &credentials {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .unwrap_or_else(|error| panic!("token {token:?} is no header value: {error}"));
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
         let handshake = async {
             let inner = TcpStream::connect(addr).await?;
             inner.set_nodelay(true)?;
@@ -151,11 +211,12 @@ impl Client {
                 inner,
                 muted: muted.clone(),
             };
-            client_async(ws_url(addr), stream).await
+            client_async(request, stream).await
         };
         let (ws, _response) = super::within(super::WAIT, &what, handshake).await?;
         Ok(Self {
             name: name.to_owned(),
+            player,
             ws,
             muted,
         })
@@ -167,13 +228,19 @@ impl Client {
         self.muted.store(true, Ordering::SeqCst);
     }
 
-    /// Connects and enqueues a fresh player for `mode`; returns once `enqueued` arrived.
+    /// Connects as a fresh player and enqueues it for `mode`; returns once `enqueued`
+    /// arrived.
     pub async fn enqueued(addr: SocketAddr, name: &str, mode: &str) -> (Self, Uuid) {
         let mut client = Self::connect(addr, name).await;
-        let player = super::new_player();
+        let player = client.player;
         client.enqueue(player, mode).await;
         client.expect(Msg::Enqueued).await;
         (client, player)
+    }
+
+    /// Sends `enqueue` for this client's own player.
+    pub async fn enqueue_self(&mut self, mode: &str) {
+        self.enqueue(self.player, mode).await;
     }
 
     /// Sends one text frame.
@@ -182,6 +249,15 @@ impl Client {
         super::within(super::WAIT, &what, self.ws.send(Message::text(text)))
             .await
             .unwrap_or_else(|error| panic!("{what} failed: {error}"));
+    }
+
+    /// Sends one text frame; `false` when the connection is already gone (a server that
+    /// closed it may still have answered first).
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        let what = format!("{}: sending {text:?}", self.name);
+        super::within(super::WAIT, &what, self.ws.send(Message::text(text)))
+            .await
+            .is_ok()
     }
 
     /// Sends one frame of any kind.

@@ -3,11 +3,42 @@
 
 use std::time::Duration;
 
-use match_server::config::{AllocatorSettings, Limits, Settings, Timing};
+use match_server::clock::{Clock, SystemClock};
+use match_server::config::{AllocatorSettings, AuthSettings, Limits, Settings, Timing};
 use uuid::Uuid;
 
 use super::inspect::Inspector;
 use super::redis_server::redis_url;
+
+/// The shared secret every test server verifies tokens with (auth mode `required`, as in
+/// production) and every test client signs with.
+pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// Lifetime of the tokens the harness mints: longer than any test.
+const TOKEN_TTL_S: u64 = 3_600;
+
+/// The unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemClock
+        .now_unix_ms()
+        .unwrap_or_else(|error| panic!("cannot read the clock: {error}"))
+}
+
+/// The unix time in seconds.
+pub fn now_s() -> u64 {
+    now_ms() / 1_000
+}
+
+/// A valid token for `player`, signed with [`TEST_SECRET`].
+pub fn token(player: Uuid) -> String {
+    token_until(player, now_s() + TOKEN_TTL_S)
+}
+
+/// A token for `player` that expires at `exp_s` (unix seconds), signed with [`TEST_SECRET`].
+pub fn token_until(player: Uuid, exp_s: u64) -> String {
+    match_server::auth::mint(TEST_SECRET, player, exp_s)
+        .unwrap_or_else(|error| panic!("cannot mint a token: {error}"))
+}
 
 /// One test's corner of Redis; its keys are deleted when it is dropped, so a shared Redis
 /// (`MATCH_TEST_REDIS_URL`) does not fill up with old tests. Not `Clone`: one owner deletes.
@@ -33,8 +64,9 @@ impl TestEnv {
         }
     }
 
-    /// Settings for an in-process instance of this test: the default modes and short
-    /// timings so sweeps and retries happen within a test's time budget.
+    /// Settings for an in-process instance of this test: the default modes, auth required
+    /// with [`TEST_SECRET`] (the production path), and short timings so sweeps and retries
+    /// happen within a test's time budget.
     ///
     /// The loading and allocation timeouts leave room for a slow CI machine; the tests of
     /// those timeouts shorten them. The resync interval is longer than the rest: resync is
@@ -74,6 +106,7 @@ impl TestEnv {
                 // again, so a failing stub never shadows the healthy one added after it.
                 claim_ttl_ms: 30_000,
             },
+            auth: AuthSettings::required(TEST_SECRET),
             ..Settings::default()
         }
     }

@@ -212,8 +212,39 @@ impl Inspector {
         self.scan(":lock:*").await
     }
 
+    /// The player lease keys of this test.
+    pub async fn session_keys(&self) -> Vec<String> {
+        self.scan(":session:*").await
+    }
+
+    /// The value of `player`'s lease (the owner token of the session holding it), if any.
+    pub async fn lease(&self, player: Uuid) -> Option<String> {
+        self.query(redis::cmd("GET").arg(self.keys.session(player)))
+            .await
+    }
+
+    /// The remaining time to live of `player`'s lease in milliseconds (-2: no lease).
+    pub async fn lease_pttl_ms(&self, player: Uuid) -> i64 {
+        self.query(redis::cmd("PTTL").arg(self.keys.session(player)))
+            .await
+    }
+
+    /// Sets `player`'s lease to `value`, as another session would hold it.
+    pub async fn set_lease(&self, player: Uuid, value: &str) {
+        let () = self
+            .query(redis::cmd("SET").arg(self.keys.session(player)).arg(value))
+            .await;
+    }
+
+    /// Deletes `player`'s lease, as if it had run out.
+    pub async fn delete_lease(&self, player: Uuid) {
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(self.keys.session(player)))
+            .await;
+    }
+
     /// Every key of this test except game server claims (which expire with their TTL by
-    /// design): queues, players hash, loading hashes and index, locks.
+    /// design): queues, players hash, loading hashes and index, locks, player leases.
     pub async fn matchmaking_keys(&self) -> Vec<String> {
         self.scan(":*")
             .await
@@ -223,7 +254,8 @@ impl Inspector {
     }
 
     /// Waits until no queue, loading hash, loading index or lock of this test is left;
-    /// entries in the players hash are allowed when `allow_entries`.
+    /// entries in the players hash and the player leases of connected clients are allowed
+    /// when `allow_entries`.
     pub async fn wait_settled(&self, allow_entries: bool) {
         let players_key = self.keys.players();
         let mut last = Vec::new();
@@ -233,7 +265,9 @@ impl Inspector {
                     .matchmaking_keys()
                     .await
                     .into_iter()
-                    .filter(|key| !(allow_entries && *key == players_key))
+                    .filter(|key| {
+                        !(allow_entries && (*key == players_key || key.contains(":session:")))
+                    })
                     .collect();
                 if last.is_empty() {
                     return;
@@ -247,6 +281,33 @@ impl Inspector {
             "Redis still holds keys of the test after {:?}: {last:?}",
             super::WAIT
         );
+    }
+
+    /// Writes a queued entry of `player` in `mode` owned by the session `owner`, with a
+    /// lease until `deadline_ms`, and queues it: what a session of another instance leaves.
+    pub async fn plant_queued_entry(
+        &self,
+        player: Uuid,
+        mode: &str,
+        owner: Uuid,
+        deadline_ms: u64,
+    ) {
+        let entry = format!("queued|{mode}|{owner}|{deadline_ms}|||||");
+        let _: i64 = self
+            .query(
+                redis::cmd("HSET")
+                    .arg(self.keys.players())
+                    .arg(player.to_string())
+                    .arg(entry),
+            )
+            .await;
+        let _: i64 = self
+            .query(
+                redis::cmd("SADD")
+                    .arg(self.keys.queue(mode))
+                    .arg(player.to_string()),
+            )
+            .await;
     }
 
     /// Publishes a notice without targets on the channel of `mode` (every instance ignores

@@ -1,5 +1,6 @@
 //! The harness shared by the integration tests: a real redis-server, per-test isolation on
-//! it, in-process match-server instances, a stub game server, a WebSocket test client and
+//! it, in-process match-server instances (auth required, as in production, with the
+//! harness's own secret), player tokens, a stub game server, a WebSocket test client and
 //! Redis inspection helpers.
 //!
 //! Every wait here is bounded, so a broken service fails a test instead of hanging it.
@@ -20,6 +21,7 @@ pub mod env;
 pub mod http;
 pub mod inspect;
 pub mod proxy;
+pub mod recording;
 pub mod redis_server;
 pub mod server;
 pub mod stub;
@@ -27,7 +29,7 @@ pub mod stub;
 use std::future::Future;
 use std::time::Duration;
 
-pub use client::{Client, Msg};
+pub use client::{Client, Credentials, Msg};
 pub use env::TestEnv;
 pub use inspect::Inspector;
 pub use server::TestServer;

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::inspect::Inspector;
+use super::recording::{Recorder, RecordingStore};
 
 /// A running instance; dropping it asks it to shut down.
 pub struct TestServer {
@@ -34,7 +35,30 @@ pub struct TestServer {
 impl TestServer {
     /// Starts an instance with `settings` on 127.0.0.1 and an OS-chosen port, and waits
     /// until its pub/sub subscriber listens, so no notice of the test is lost to start-up.
-    pub async fn start(mut settings: Settings) -> Self {
+    pub async fn start(settings: Settings) -> Self {
+        Self::start_with(settings, Arc::new(SystemClock), None).await
+    }
+
+    /// Starts an instance whose clock seam is `clock` (e.g. one that fails).
+    pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Self {
+        Self::start_with(settings, clock, None).await
+    }
+
+    /// Starts an instance whose every Redis command is recorded by the returned recorder.
+    pub async fn start_recording(settings: Settings) -> (Self, Recorder) {
+        let recorder = Recorder::default();
+        let server =
+            Self::start_with(settings, Arc::new(SystemClock), Some(recorder.clone())).await;
+        (server, recorder)
+    }
+
+    /// Starts an instance on the production seams, with `clock` and, if given, a recorder
+    /// of its Redis commands.
+    async fn start_with(
+        mut settings: Settings,
+        clock: Arc<dyn Clock>,
+        recorder: Option<Recorder>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|error| panic!("cannot bind a loopback listener: {error}"));
@@ -55,9 +79,14 @@ impl TestServer {
         )
         .await
         .unwrap_or_else(|error| panic!("cannot connect to Redis: {error}"));
-        let store: Arc<dyn Store> = Arc::new(store);
+        let mut store: Arc<dyn Store> = Arc::new(store);
+        if let Some(recorder) = recorder {
+            store = Arc::new(RecordingStore {
+                inner: store,
+                recorder,
+            });
+        }
         let ids: Arc<dyn Ids> = Arc::new(RandomIds);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let allocator = RegistryAllocator::new(
             store.clone(),
             ids.clone(),

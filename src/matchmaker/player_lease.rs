@@ -1,0 +1,142 @@
+//! The player lease: at most one live session per player, across every instance.
+//!
+//! `{prefix}:session:<player>` holds the owner token of the one session that acts for the
+//! player, with a TTL. A session takes it with `SET NX PX` - an authenticated session right
+//! after the upgrade, before it reads a frame; a dev-mode session at its first `enqueue` -
+//! and holds it for the rest of its connection. The lease renewer extends it together with
+//! the entries, but only while it still holds the session's token, and reports the leases
+//! that are gone so their sessions stop acting. A session releases its lease with
+//! compare-and-delete when it ends (disconnect, shutdown); a crashed instance's leases run
+//! out with their TTL.
+//!
+//! The TTL is `lease_ttl_ms + lease_renew_interval_ms`, one renewal interval longer than an
+//! entry's lease: every entry a session writes gets a deadline before the next renewal of
+//! its player lease would have extended the lease, so once a player lease has run out the
+//! entries written under it are dead too, and a reconnecting player can enqueue at once.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::replies::{Member, parse_release, parse_renew_player_leases};
+use super::{EffectError, Matchmaker};
+use crate::limits;
+use crate::metrics::Family;
+use crate::notify::{Notice, NoticeEvent};
+use crate::scripts::SCRIPTS;
+
+/// The outcome of an attempt to take a player lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseReply {
+    /// The lease holds this session's token now.
+    Acquired,
+    /// Another session holds it: another connection already plays as this player.
+    HeldElsewhere,
+}
+
+impl Matchmaker {
+    /// The TTL a player lease is set and renewed with (see the module documentation).
+    pub fn player_lease_ttl_ms(&self) -> u64 {
+        let timing = &self.settings.timing;
+        timing
+            .lease_ttl_ms
+            .saturating_add(timing.lease_renew_interval_ms)
+    }
+
+    /// Takes the lease of `player` for the session `owner`. A Redis error is retried a
+    /// bounded number of times; that is safe because a refused `SET NX` is followed by a
+    /// `GET` that recognises the session's own token, set by an attempt whose reply was lost.
+    pub async fn acquire_player_lease(
+        &self,
+        owner: Uuid,
+        player: Uuid,
+    ) -> Result<LeaseReply, EffectError> {
+        let key = self.keys.session(player);
+        let token = owner.to_string();
+        let ttl_ms = self.player_lease_ttl_ms();
+        for attempt in 1..=limits::MAX_EFFECT_ATTEMPTS {
+            match self.deps.store.set_nx_px(&key, &token, ttl_ms).await {
+                Ok(true) => return Ok(LeaseReply::Acquired),
+                Ok(false) => match self.deps.store.get(&key).await {
+                    Ok(Some(holder)) if holder == token.as_bytes() => {
+                        return Ok(LeaseReply::Acquired);
+                    }
+                    Ok(Some(_)) => return Ok(LeaseReply::HeldElsewhere),
+                    // Released in between: the next attempt may take it.
+                    Ok(None) => {}
+                    Err(error) => self.lease_store_error("get", &key, &error),
+                },
+                Err(error) => self.lease_store_error("set_nx_px", &key, &error),
+            }
+            if attempt < limits::MAX_EFFECT_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(limits::EFFECT_RETRY_DELAY_MS)).await;
+            }
+        }
+        Err(EffectError::Unavailable)
+    }
+
+    /// Counts and logs a failed command of the lease acquisition.
+    fn lease_store_error(&self, op: &'static str, key: &str, error: &crate::store::StoreError) {
+        self.metrics.incr(Family::StoreErrors, op);
+        tracing::warn!(%error, %key, "player lease command failed");
+    }
+
+    /// Releases the lease of `player` if the session `owner` still holds it; a failure
+    /// leaves it to its TTL.
+    pub async fn release_player_lease(&self, owner: Uuid, player: Uuid) {
+        let keys = [self.keys.session(player)];
+        let args = [owner.to_string()];
+        match self
+            .eval_with_retry(&SCRIPTS.release_lock, &keys, &args, parse_release)
+            .await
+        {
+            Ok(true) => tracing::debug!(%player, "player lease released"),
+            Ok(false) => tracing::info!(%player, "player lease was no longer this session's"),
+            Err(error) => {
+                tracing::warn!(%error, %player, "player lease release failed; it expires with its TTL");
+            }
+        }
+    }
+
+    /// Extends the player lease of every live local session that holds one; sessions whose
+    /// lease is gone or taken are told, and stop acting for their player.
+    pub async fn renew_player_leases(&self) {
+        let leases = self.router.leases();
+        let ttl_ms = self.player_lease_ttl_ms().to_string();
+        for batch in leases.chunks(limits::LEASE_RENEW_BATCH) {
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|member| self.keys.session(member.player))
+                .collect();
+            let mut args = Vec::with_capacity(batch.len() * 2 + 1);
+            args.push(ttl_ms.clone());
+            for member in batch {
+                args.push(member.player.to_string());
+                args.push(member.owner.to_string());
+            }
+            let Ok(reply) = self.eval(&SCRIPTS.renew_player_leases, &keys, &args).await else {
+                continue;
+            };
+            match parse_renew_player_leases(&reply) {
+                Ok(renewed) if !renewed.lost.is_empty() => self.tell_lost(batch, &renewed.lost),
+                Ok(_) => {}
+                Err(error) => self.bad_reply(&error),
+            }
+        }
+    }
+
+    /// Tells the local sessions of `lost` players that their lease is gone. A dropped
+    /// notice is repeated by the next renewal, which finds the lease still gone.
+    fn tell_lost(&self, batch: &[Member], lost: &[Uuid]) {
+        let targets: Vec<Member> = batch
+            .iter()
+            .filter(|member| lost.contains(&member.player))
+            .copied()
+            .collect();
+        tracing::warn!(sessions = targets.len(), "player leases lost");
+        self.router.deliver(&Notice {
+            targets,
+            event: NoticeEvent::LeaseLost,
+        });
+    }
+}
