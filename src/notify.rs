@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -119,6 +120,10 @@ struct Route {
     claim: Option<Uuid>,
     /// The player whose player lease the session holds, for its renewal.
     lease: Option<Uuid>,
+    /// Until when the player lease surely lives: its TTL counted from when the last
+    /// successful take or renewal was sent. Past it another connection may hold the
+    /// player, so the session must have stopped acting before (self-fencing).
+    lease_valid_until: Option<Instant>,
 }
 
 /// Local sessions by owner token.
@@ -138,6 +143,7 @@ impl Router {
                     sender,
                     claim: None,
                     lease: None,
+                    lease_valid_until: None,
                 },
             );
         }
@@ -165,7 +171,42 @@ impl Router {
             && let Some(route) = routes.get_mut(&owner)
         {
             route.lease = lease;
+            if lease.is_none() {
+                route.lease_valid_until = None;
+            }
         }
+    }
+
+    /// Records that the player leases of `owners` live at least until `until` (a take or
+    /// renewal sent before `until - ttl` succeeded).
+    pub fn extend_leases(&self, owners: impl IntoIterator<Item = Uuid>, until: Instant) {
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        for owner in owners {
+            if let Some(route) = routes.get_mut(&owner) {
+                route.lease_valid_until =
+                    Some(route.lease_valid_until.map_or(until, |t| t.max(until)));
+            }
+        }
+    }
+
+    /// Every (player, owner) whose held player lease may be gone by `by`: no renewal has
+    /// succeeded recently enough, so the session must stop acting for the player.
+    pub fn expiring_leases(&self, by: Instant) -> Vec<Member> {
+        let Ok(routes) = self.routes.lock() else {
+            return Vec::new();
+        };
+        routes
+            .iter()
+            .filter(|(_, route)| route.lease_valid_until.is_none_or(|until| until <= by))
+            .filter_map(|(owner, route)| {
+                route.lease.map(|player| Member {
+                    player,
+                    owner: *owner,
+                })
+            })
+            .collect()
     }
 
     /// Every (player, owner) whose player lease a live local session holds.
@@ -304,5 +345,56 @@ pub async fn run_subscriber(
             () = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: self-fencing sees exactly the sessions whose held lease no take or renewal
+    /// extended past the horizon; a session without a lease is never fenced, and a later
+    /// renewal lifts the fence.
+    #[test]
+    fn expiring_leases_are_those_not_extended_past_the_horizon() {
+        let router = Router::default();
+        let (sender, _receiver) = mpsc::channel(4);
+        let [a, b, c] = [1_u128, 2, 3].map(Uuid::from_u128);
+        for owner in [a, b, c] {
+            router.register(owner, sender.clone());
+        }
+        let now = Instant::now();
+        let soon = now + Duration::from_secs(1);
+        let later = now + Duration::from_secs(5);
+        router.extend_leases([a], soon);
+        router.extend_leases([b], later);
+        router.set_lease(a, Some(a));
+        router.set_lease(b, Some(b));
+        let horizon = now + Duration::from_secs(2);
+        let fenced: Vec<Uuid> = router
+            .expiring_leases(horizon)
+            .iter()
+            .map(|m| m.owner)
+            .collect();
+        assert_eq!(
+            fenced,
+            vec![a],
+            "c holds no lease; b is renewed past the horizon"
+        );
+        router.extend_leases([a], later);
+        assert_eq!(router.expiring_leases(horizon), vec![]);
+        router.extend_leases([a], soon);
+        assert_eq!(
+            router.expiring_leases(horizon),
+            vec![],
+            "an earlier time never shortens"
+        );
+        router.set_lease(a, None);
+        router.set_lease(a, Some(a));
+        assert_eq!(
+            router.expiring_leases(horizon).len(),
+            1,
+            "a new lease starts unproven"
+        );
     }
 }

@@ -16,6 +16,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use uuid::Uuid;
 
 use super::replies::{Member, parse_release, parse_renew_player_leases};
@@ -55,11 +57,14 @@ impl Matchmaker {
         let token = owner.to_string();
         let ttl_ms = self.player_lease_ttl_ms();
         for attempt in 1..=limits::MAX_EFFECT_ATTEMPTS {
+            let sent = Instant::now();
             match self.deps.store.set_nx_px(&key, &token, ttl_ms).await {
-                Ok(true) => return Ok(LeaseReply::Acquired),
+                Ok(true) => return Ok(self.lease_taken(owner, sent)),
                 Ok(false) => match self.deps.store.get(&key).await {
+                    // Our own token, set by an attempt whose reply was lost: it lives at
+                    // least as long as if this attempt had set it.
                     Ok(Some(holder)) if holder == token.as_bytes() => {
-                        return Ok(LeaseReply::Acquired);
+                        return Ok(self.lease_taken(owner, sent));
                     }
                     Ok(Some(_)) => return Ok(LeaseReply::HeldElsewhere),
                     // Released in between: the next attempt may take it.
@@ -73,6 +78,13 @@ impl Matchmaker {
             }
         }
         Err(EffectError::Unavailable)
+    }
+
+    /// Records when a lease taken by a command sent at `sent` surely lives until.
+    fn lease_taken(&self, owner: Uuid, sent: Instant) -> LeaseReply {
+        let ttl = Duration::from_millis(self.player_lease_ttl_ms());
+        self.router.extend_leases([owner], sent + ttl);
+        LeaseReply::Acquired
     }
 
     /// Counts and logs a failed command of the lease acquisition.
@@ -102,6 +114,7 @@ impl Matchmaker {
     /// lease is gone or taken are told, and stop acting for their player.
     pub async fn renew_player_leases(&self) {
         let leases = self.router.leases();
+        let ttl = Duration::from_millis(self.player_lease_ttl_ms());
         let ttl_ms = self.player_lease_ttl_ms().to_string();
         for batch in leases.chunks(limits::LEASE_RENEW_BATCH) {
             let keys: Vec<String> = batch
@@ -114,15 +127,44 @@ impl Matchmaker {
                 args.push(member.player.to_string());
                 args.push(member.owner.to_string());
             }
+            let sent = Instant::now();
             let Ok(reply) = self.eval(&SCRIPTS.renew_player_leases, &keys, &args).await else {
                 continue;
             };
             match parse_renew_player_leases(&reply) {
-                Ok(renewed) if !renewed.lost.is_empty() => self.tell_lost(batch, &renewed.lost),
-                Ok(_) => {}
+                Ok(renewed) => {
+                    let kept = batch
+                        .iter()
+                        .filter(|member| !renewed.lost.contains(&member.player))
+                        .map(|member| member.owner);
+                    self.router.extend_leases(kept, sent + ttl);
+                    if !renewed.lost.is_empty() {
+                        self.tell_lost(batch, &renewed.lost);
+                    }
+                }
                 Err(error) => self.bad_reply(&error),
             }
         }
+        self.fence_expiring_leases();
+    }
+
+    /// Self-fencing: a session whose lease no renewal has extended in time (Redis errors,
+    /// lost replies) may lose it before the next renewal lands, and another connection may
+    /// then take the player. Such sessions stop acting now, as if the lease were gone.
+    fn fence_expiring_leases(&self) {
+        let period = Duration::from_millis(self.settings.timing.lease_renew_interval_ms);
+        let expiring = self.router.expiring_leases(Instant::now() + period);
+        if expiring.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            sessions = expiring.len(),
+            "player leases not renewed in time; their sessions stop"
+        );
+        self.router.deliver(&Notice {
+            targets: expiring,
+            event: NoticeEvent::LeaseLost,
+        });
     }
 
     /// Tells the local sessions of `lost` players that their lease is gone. A dropped
