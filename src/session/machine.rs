@@ -409,9 +409,16 @@ fn acquiring(player: Uuid, enqueue: Option<Claim>, event: Event, ctx: &mut Conte
                 .close(Close::SessionExists)
         }
         // The lease may or may not be set: nothing was enqueued; the next enqueue retries.
+        // Only an enqueue that waited for the lease gets the error: the acquisition at
+        // connect answers no request, and a client must never hear an unasked reply.
         Event::LeaseAcquired(Err(_)) => {
             ctx.lease = LeaseHold::Unknown;
-            Step::to(State::Idle { last: None }).error(ErrorCode::ServiceUnavailable)
+            let step = Step::to(State::Idle { last: None });
+            if enqueue.is_some() {
+                step.error(ErrorCode::ServiceUnavailable)
+            } else {
+                step
+            }
         }
         Event::Request(request) => refuse(State::Acquiring { player, enqueue }, &request),
         _ => Step::stay(State::Acquiring { player, enqueue }),
