@@ -30,6 +30,8 @@ pub const KEYS: &[&str] = &[
     "loading:L2",
     "loading_index:m1",
     "lock:m1",
+    "session:p1",
+    "session:p2",
     "misc",
 ];
 /// Keys that are sets when the service writes them.
@@ -37,7 +39,9 @@ const SET_KEYS: &[&str] = &["queue:m1", "queue:m2", "loading_index:m1", "misc"];
 /// Keys that are hashes when the service writes them.
 const HASH_KEYS: &[&str] = &["players", "loading:L1", "loading:L2", "misc"];
 /// Keys that are strings when the service writes them.
-const STRING_KEYS: &[&str] = &["lock:m1", "misc"];
+const STRING_KEYS: &[&str] = &["lock:m1", "session:p1", "session:p2", "misc"];
+/// Player lease keys by player (p3's lease key is `misc`, which may be of any type).
+const SESSION_KEYS: &[&str] = &["session:p1", "session:p2", "misc"];
 /// Queue sets, for scripts.
 const QUEUE_KEYS: &[&str] = &["queue:m1", "queue:m2"];
 
@@ -112,6 +116,8 @@ const HASH_PAIRS: &[(&str, &str)] = &[
 const STRING_VALUES: &[&[u8]] = &[
     b"tok1",
     b"tok2",
+    b"o1",
+    b"o2",
     b"",
     b"10",
     b"-5",
@@ -613,7 +619,13 @@ fn set() -> BoxedStrategy<Op> {
         1 => Just(vec![word("KEEPTTL"), word("PX"), word("100000")]),
     ];
     // Mostly `misc`: a SET over the lock would keep try_match from ever getting past it.
-    let key = prop_oneof![3 => Just("misc"), 1 => Just("lock:m1"), 1 => select(KEYS)];
+    // Player leases are SET NX PX with an owner token, as a session takes one.
+    let key = prop_oneof![
+        3 => Just("misc"),
+        1 => Just("lock:m1"),
+        1 => select(SESSION_KEYS),
+        1 => select(KEYS)
+    ];
     (key.prop_map(Arg::Key), one_of(STRING_VALUES), options)
         .prop_map(|(key, value, options)| Op {
             argv: [vec![word("SET"), key, value], options].concat(),
@@ -949,8 +961,8 @@ struct ScriptSpec {
     check: Check,
 }
 
-/// Every service script with the roles of its keys and arguments. renew_leases and
-/// sweep_players take more after these; see [`variadic_tail`].
+/// Every service script with the roles of its keys and arguments. renew_leases,
+/// renew_player_leases and sweep_players take more after these; see [`variadic_tail`].
 const SPECS: &[ScriptSpec] = &[
     ScriptSpec {
         name: "enqueue",
@@ -1038,6 +1050,12 @@ const SPECS: &[ScriptSpec] = &[
         check: Check::Script,
     },
     ScriptSpec {
+        name: "renew_player_leases",
+        keys: &[],
+        args: &[Role::Pool(PX_MS)],
+        check: Check::Script,
+    },
+    ScriptSpec {
         name: "sweep_players",
         keys: &[Role::PlayersKey],
         args: &[Role::Pool(NOWS), Role::Cursor, Role::Pool(SWEEP_COUNTS)],
@@ -1076,18 +1094,22 @@ fn eval() -> BoxedStrategy<Op> {
         1 => Just(Arity::ExtraArg),
         1 => select(&["-1", "99", "x", ""][..]).prop_map(Arity::BadNumkeys),
     ];
-    eval_with([3, 1, 3, 3, 2, 2, 1, 1, 1], arity.boxed(), 0.3)
+    eval_with([3, 1, 3, 3, 2, 2, 1, 1, 1, 1], arity.boxed(), 0.3)
 }
 
 /// An EVAL as the service makes it: right arity, no noise, mostly the scripts of a match's
 /// life after the queue (try_match, loading_complete, finish_match, cancel_loading).
 fn flow_eval() -> BoxedStrategy<Op> {
-    eval_with([2, 1, 3, 6, 3, 1, 1, 1, 1], Just(Arity::Right).boxed(), 0.0)
+    eval_with(
+        [2, 1, 3, 6, 3, 1, 1, 1, 1, 1],
+        Just(Arity::Right).boxed(),
+        0.0,
+    )
 }
 
 /// An EVAL of a service script chosen by `weights` (in [`SPECS`] order), with `arity`
 /// and a story that is noisy with probability `noise`.
-fn eval_with(weights: [u32; 9], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
+fn eval_with(weights: [u32; 10], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
     let choices: Vec<(u32, BoxedStrategy<usize>)> = weights
         .iter()
         .enumerate()
@@ -1157,7 +1179,8 @@ fn script_arg(role: Role, story: Story) -> BoxedStrategy<Arg> {
 }
 
 /// The extra keys and arguments of the variadic scripts: renew_leases takes (player,
-/// owner) pairs; sweep_players takes queue keys and their modes.
+/// owner) pairs; renew_player_leases takes a lease key per (player, owner) pair;
+/// sweep_players takes queue keys and their modes.
 fn variadic_tail(name: &'static str) -> BoxedStrategy<(Vec<Arg>, Vec<Arg>)> {
     match name {
         "renew_leases" => prop::collection::vec((0..PIDS.len(), prop::bool::weighted(0.8)), 0..=3)
@@ -1175,6 +1198,23 @@ fn variadic_tail(name: &'static str) -> BoxedStrategy<(Vec<Arg>, Vec<Arg>)> {
                 (Vec::new(), args)
             })
             .boxed(),
+        "renew_player_leases" => {
+            prop::collection::vec((0..PIDS.len(), prop::bool::weighted(0.8)), 0..=3)
+                .prop_map(|pairs| {
+                    let mut keys = Vec::new();
+                    let mut args = Vec::new();
+                    for (pid, own) in pairs {
+                        let owner = if own { OWNER_OF } else { OWNERS };
+                        keys.push(Arg::Key(SESSION_KEYS.get(pid).copied().unwrap_or("misc")));
+                        args.push(word(PIDS.get(pid).copied().unwrap_or_default()));
+                        args.push(word(
+                            owner.get(pid % owner.len()).copied().unwrap_or_default(),
+                        ));
+                    }
+                    (keys, args)
+                })
+                .boxed()
+        }
         "sweep_players" => {
             prop::collection::vec((0..MODES.len(), prop::bool::weighted(0.9)), 0..=2)
                 .prop_map(|queues| {
@@ -1228,7 +1268,7 @@ fn eval_op(spec: &ScriptSpec, mut keys: Vec<Arg>, mut args: Vec<Arg>, arity: Ari
 fn every_service_script_is_generated() {
     assert_eq!(
         SPECS.len(),
-        9,
+        10,
         "update the spec weights in eval() and flow_eval()"
     );
     assert_eq!(SPECS.first().map(|spec| spec.name), Some("enqueue"));
