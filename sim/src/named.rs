@@ -91,6 +91,8 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             "graceful_shutdown_with_players_loading",
             server_shutdown(ProcessFaultKind::Shutdown),
         ),
+        ("duplicate_session_on_two_instances", duplicate_session()),
+        ("spoofed_id_and_flood", spoofed_id_and_flood()),
     ]
 }
 
@@ -238,4 +240,30 @@ fn server_shutdown(kind: ProcessFaultKind) -> Scenario {
         restart_after_ms: 3_000,
     });
     scenario
+}
+
+/// A player connected to server 0 opens a second connection on server 1: the second is
+/// refused with `session_exists`, the first keeps playing and is matched.
+fn duplicate_session() -> Scenario {
+    world(
+        13,
+        2,
+        vec![
+            player(Behavior::DuplicateSession, 0, 100),
+            player(Behavior::Normal, 1, 200),
+        ],
+    )
+}
+
+/// One player enqueues as someone else (refused with `player_mismatch`), another floods
+/// its connection with frames (rate limited); both then play normally and are matched.
+fn spoofed_id_and_flood() -> Scenario {
+    world(
+        14,
+        1,
+        vec![
+            player(Behavior::SpoofedId, 0, 100),
+            player(Behavior::Flood, 0, 200),
+        ],
+    )
 }

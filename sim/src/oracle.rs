@@ -32,11 +32,13 @@ pub enum Invariant {
     MatchInTime,
     /// 9. Redis holds no loading session or lock past its timeout.
     NoStaleState,
+    /// 10. At most one live session acts for a player (issue: one session per player).
+    OneSession,
 }
 
 impl Invariant {
     /// Every invariant, for summaries.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::NoPanic,
         Self::OnePlace,
         Self::LoadingComposition,
@@ -46,6 +48,7 @@ impl Invariant {
         Self::NoOneLost,
         Self::MatchInTime,
         Self::NoStaleState,
+        Self::OneSession,
     ];
 
     /// `<number>_<name>`, as the summary and failures print it.
@@ -60,6 +63,7 @@ impl Invariant {
             Self::NoOneLost => "7_no_one_lost",
             Self::MatchInTime => "8_match_in_time",
             Self::NoStaleState => "9_no_stale_state",
+            Self::OneSession => "10_one_session",
         }
     }
 }
@@ -179,6 +183,14 @@ pub enum ClientEvent {
     SentLoadingComplete(Uuid),
     /// Received a frame.
     Received(ServerMessage),
+    /// Heard something that is not a frame for the protocol (a ping): the server still
+    /// serves this connection.
+    Heard,
+    /// A second connection of this player was accepted by a server (not refused with
+    /// `session_exists`): from now on the first must not be served any more.
+    DuplicateAccepted,
+    /// That second connection was closed by its client: the first may be served again.
+    DuplicateClosed,
     /// The connection ended; `for_good` when the player will not come back.
     Disconnected {
         /// Whether the player leaves for good.
@@ -207,6 +219,8 @@ struct ClientModel {
     mode: String,
     /// Since when the client has been waiting (sim ms).
     waiting_since_ms: u64,
+    /// When a second connection of this player was accepted while this one was connected.
+    duplicate_accepted_at: Option<u64>,
 }
 
 /// Codes after which a loading player is back in the queue.
@@ -295,6 +309,7 @@ impl Oracle {
                 cooperative,
                 mode: mode.to_owned(),
                 waiting_since_ms: 0,
+                duplicate_accepted_at: None,
             },
         );
     }
@@ -324,7 +339,10 @@ impl Oracle {
             return;
         };
         self.checks += 1;
-        self.last_client_event_ms = self.last_client_event_ms.max(at_ms);
+        // A heartbeat is not activity: a world of idle connections is at rest.
+        if event != ClientEvent::Heard {
+            self.last_client_event_ms = self.last_client_event_ms.max(at_ms);
+        }
         match event {
             ClientEvent::Connected => {
                 model.connected = true;
@@ -343,9 +361,20 @@ impl Oracle {
                     *completed = true;
                 }
             }
-            ClientEvent::Received(message) => self.received(player, at_ms, &mut model, message),
+            ClientEvent::Received(message) => {
+                self.check_one_session(player, at_ms, &model, Some(&message));
+                self.received(player, at_ms, &mut model, message);
+            }
+            ClientEvent::Heard => self.check_one_session(player, at_ms, &model, None),
+            ClientEvent::DuplicateAccepted => {
+                if model.connected {
+                    model.duplicate_accepted_at = Some(at_ms);
+                }
+            }
+            ClientEvent::DuplicateClosed => model.duplicate_accepted_at = None,
             ClientEvent::Disconnected { for_good } => {
                 model.connected = false;
+                model.duplicate_accepted_at = None;
                 model.state = ClientState::Idle;
                 if for_good {
                     model.left_at_ms = Some(at_ms);
@@ -356,6 +385,36 @@ impl Oracle {
             model.waiting_since_ms = at_ms;
         }
         self.clients.insert(player, model);
+    }
+
+    /// Invariant 10: once a second connection of the player was accepted (it holds the
+    /// player's session), the first may hear only its own retirement (`session_lost`,
+    /// `shutting_down`) and its close; anything else means two sessions were live at once.
+    fn check_one_session(
+        &mut self,
+        player: Uuid,
+        at_ms: u64,
+        model: &ClientModel,
+        message: Option<&ServerMessage>,
+    ) {
+        let Some(accepted_at) = model.duplicate_accepted_at else {
+            return;
+        };
+        let retiring = matches!(
+            message,
+            Some(ServerMessage::Error {
+                code: ErrorCode::SessionLost | ErrorCode::ShuttingDown,
+                ..
+            })
+        );
+        if !retiring {
+            let what = message.map_or_else(|| "a ping".to_owned(), |m| format!("{m:?}"));
+            self.violate(
+                Invariant::OneSession,
+                at_ms,
+                format!("player {player}: a second connection was accepted at {accepted_at} ms, yet the first was still served {what}"),
+            );
+        }
     }
 
     /// Checks one received frame against the client's state (invariant 4).
@@ -449,9 +508,13 @@ impl Oracle {
                 }
                 model.state = ClientState::Waiting;
             }
-            ErrorCode::AlreadyQueued | ErrorCode::UnknownGameMode | ErrorCode::InvalidPlayerId => {
+            ErrorCode::AlreadyQueued
+            | ErrorCode::UnknownGameMode
+            | ErrorCode::InvalidPlayerId
+            | ErrorCode::PlayerMismatch => {
                 model.pending_enqueues = model.pending_enqueues.saturating_sub(1);
             }
+            ErrorCode::SessionExists | ErrorCode::SessionLost => model.state = ClientState::Idle,
             ErrorCode::PlayerBusy | ErrorCode::QueueFull => {
                 model.pending_enqueues = model.pending_enqueues.saturating_sub(1);
                 model.state = ClientState::Idle;

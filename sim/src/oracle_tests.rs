@@ -452,3 +452,50 @@ fn not_at_rest_while_a_player_is_lost() {
     };
     assert!(oracle.is_at_rest(10_000, &queued, 2_000));
 }
+
+/// Goal: a second connection accepted while the first is still served (it hears a ping,
+/// then a frame) is two live sessions for one player, and is flagged.
+#[test]
+fn two_live_sessions_are_flagged() {
+    let mut oracle = oracle_with_players(&[1]);
+    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 20, ClientEvent::DuplicateAccepted);
+    oracle.client_event(id(1), 30, ClientEvent::Heard);
+    oracle.client_event(id(1), 31, ClientEvent::SentEnqueue);
+    oracle.client_event(id(1), 32, ClientEvent::Received(ServerMessage::Enqueued {}));
+    let flagged: Vec<_> = oracle
+        .violations()
+        .iter()
+        .filter(|v| v.invariant == Invariant::OneSession)
+        .collect();
+    assert_eq!(flagged.len(), 2, "{flagged:?}");
+    assert!(
+        flagged
+            .iter()
+            .all(|v| v.detail.contains(&id(1).to_string()))
+    );
+    assert_eq!(flagged.first().map(|v| v.at_ms), Some(30));
+}
+
+/// Goal: the ways one session per player legitimately looks are not flagged: a second
+/// connection refused (nothing reaches the oracle), one accepted while the first is
+/// retired (`session_lost`) or already gone, and the first served again once the second
+/// has closed.
+#[test]
+fn one_live_session_passes() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    // Player 1: the first connection is retired, then the second closes, then it plays.
+    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 20, ClientEvent::DuplicateAccepted);
+    let lost = ServerMessage::error(ErrorCode::SessionLost);
+    oracle.client_event(id(1), 21, ClientEvent::Received(lost));
+    oracle.client_event(id(1), 25, ClientEvent::DuplicateClosed);
+    oracle.client_event(id(1), 30, ClientEvent::Heard);
+    // Player 2: the first connection is gone when the second is accepted.
+    oracle.client_event(id(2), 10, ClientEvent::Connected);
+    oracle.client_event(id(2), 15, ClientEvent::Disconnected { for_good: false });
+    oracle.client_event(id(2), 20, ClientEvent::DuplicateAccepted);
+    oracle.client_event(id(2), 30, ClientEvent::Connected);
+    oracle.client_event(id(2), 31, ClientEvent::Heard);
+    assert_eq!(oracle.violations(), &[]);
+}

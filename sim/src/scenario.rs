@@ -35,11 +35,17 @@ pub enum Behavior {
     Reconnect,
     /// Send garbage frames before playing.
     Garbage,
+    /// First enqueue as another player than its token's (must be refused), then play.
+    SpoofedId,
+    /// Open a second connection for itself on another server (must be refused), then play.
+    DuplicateSession,
+    /// Send a burst of frames far over the rate limit, then play.
+    Flood,
 }
 
 impl Behavior {
     /// Every behavior, for summaries.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::Normal,
         Self::EnqueueBurst,
         Self::EnqueueThenDisconnect,
@@ -49,6 +55,9 @@ impl Behavior {
         Self::WrongSession,
         Self::Reconnect,
         Self::Garbage,
+        Self::SpoofedId,
+        Self::DuplicateSession,
+        Self::Flood,
     ];
 
     /// The snake_case name.
@@ -63,6 +72,9 @@ impl Behavior {
             Self::WrongSession => "wrong_session",
             Self::Reconnect => "reconnect",
             Self::Garbage => "garbage",
+            Self::SpoofedId => "spoofed_id",
+            Self::DuplicateSession => "duplicate_session",
+            Self::Flood => "flood",
         }
     }
 
@@ -330,6 +342,9 @@ fn behavior() -> impl Strategy<Value = Behavior> {
         1 => Just(Behavior::WrongSession),
         1 => Just(Behavior::Reconnect),
         1 => Just(Behavior::Garbage),
+        1 => Just(Behavior::SpoofedId),
+        1 => Just(Behavior::DuplicateSession),
+        1 => Just(Behavior::Flood),
     ]
 }
 

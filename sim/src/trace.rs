@@ -323,7 +323,9 @@ where
         values.record(&mut visitor);
         let mut extensions = span.extensions_mut();
         if let Some(text) = extensions.get_mut::<SpanText>() {
-            text.fields = format!("{}{}", text.fields, visitor.fields).trim().to_owned();
+            text.fields = format!("{}{}", text.fields, visitor.fields)
+                .trim()
+                .to_owned();
         }
     }
 

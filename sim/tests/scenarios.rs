@@ -229,3 +229,46 @@ fn runs_are_deterministic() {
     assert_eq!(first.trace_hash, second.trace_hash);
     assert!(!first.trace.is_empty());
 }
+
+/// Goal: a second connection for a player, opened on another instance while the first is
+/// live, is refused with `session_exists`; the first connection keeps the player and is
+/// matched once.
+#[test]
+fn duplicate_session_on_two_instances() {
+    let (_, timeline) = run("duplicate_session_on_two_instances");
+    assert_eq!(
+        lines_with(
+            &timeline,
+            &["P0 (second connection) refused: session_exists"]
+        )
+        .len(),
+        1,
+        "{timeline}"
+    );
+    assert_eq!(
+        lines_with(&timeline, &["server-1", "player=P0", "close=SessionExists"]).len(),
+        1
+    );
+    assert_eq!(lines_with(&timeline, &["P0 <- match_found"]).len(), 1);
+    assert_eq!(lines_with(&timeline, &["P1 <- match_found"]).len(), 1);
+}
+
+/// Goal: an `enqueue` for another player id is refused with `player_mismatch` and the
+/// spoofer still plays as itself; a flood of frames is rate limited, then closed with
+/// 1008, and the flooder reconnects and is matched - with the spoofer, once each.
+#[test]
+fn spoofed_id_and_flood() {
+    let (_, timeline) = run("spoofed_id_and_flood");
+    assert_eq!(
+        lines_with(&timeline, &["P0 <- error player_mismatch"]).len(),
+        1,
+        "{timeline}"
+    );
+    assert!(!lines_with(&timeline, &["P1 <- error rate_limited"]).is_empty());
+    assert_eq!(
+        lines_with(&timeline, &["P1 closed by server (code 1008)"]).len(),
+        1
+    );
+    assert_eq!(lines_with(&timeline, &["P0 <- match_found"]).len(), 1);
+    assert_eq!(lines_with(&timeline, &["P1 <- match_found"]).len(), 1);
+}

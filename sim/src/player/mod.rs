@@ -16,7 +16,13 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
+
+mod duplicate;
 
 use crate::oracle::{ClientEvent, Oracle};
 use crate::scenario::{Behavior, PlayerPlan};
@@ -25,6 +31,10 @@ use crate::trace::{Source, TraceLog};
 
 /// The port every server instance listens on.
 pub const SERVER_PORT: u16 = 8080;
+
+/// Frames a flooding player sends in one write: more than the burst allowance and the
+/// consecutive rate-limited frames after which the server closes the connection.
+const FLOOD_FRAMES: usize = 45;
 
 /// A client that hears nothing (not even a ping) for this long treats the connection as dead,
 /// as real clients do; the simulated servers ping every 2 s.
@@ -36,6 +46,8 @@ pub struct Player {
     pub index: usize,
     /// The player id, stable across reconnects.
     pub id: Uuid,
+    /// The signed token the player connects with (its id, signed by the world's secret).
+    pub token: String,
     /// What the scenario asks of it.
     pub plan: PlayerPlan,
     /// The client host it runs on.
@@ -72,6 +84,12 @@ enum Action {
     },
     /// Send malformed frames, then enqueue.
     Garbage,
+    /// Enqueue as a player other than the token's.
+    Spoof,
+    /// Send far more frames at once than the rate limit allows.
+    Flood,
+    /// Open a second connection for this player on another server.
+    Duplicate,
 }
 
 /// How one connection ended.
@@ -90,7 +108,32 @@ enum View {
     Loading(Uuid),
 }
 
-type Ws = WebSocketStream<turmoil::net::TcpStream>;
+/// A player's WebSocket over turmoil TCP.
+pub type Ws = WebSocketStream<turmoil::net::TcpStream>;
+
+/// Opens a WebSocket to `host` as the bearer of `token`, within two seconds.
+pub async fn connect_ws(host: &str, token: &str) -> Option<Ws> {
+    let connect = async {
+        let stream = turmoil::net::TcpStream::connect((host, SERVER_PORT))
+            .await
+            .ok()?;
+        let mut request = format!("ws://{host}:{SERVER_PORT}/ws")
+            .into_client_request()
+            .ok()?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+        request.headers_mut().insert(AUTHORIZATION, bearer);
+        // Frames are small; tungstenite's 128 KiB default buffer would dominate the run.
+        let config = WebSocketConfig::default().read_buffer_size(4 * 1_024);
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .ok()
+            .map(|(ws, _)| ws)
+    };
+    tokio::time::timeout(Duration::from_secs(2), connect)
+        .await
+        .ok()
+        .flatten()
+}
 
 impl Player {
     fn note(&self, text: String) {
@@ -149,23 +192,7 @@ impl Player {
 
     async fn connect(&mut self, server: usize) -> Option<Ws> {
         let host = self.servers.get(server)?.clone();
-        let connect = async {
-            let stream = turmoil::net::TcpStream::connect((host.as_str(), SERVER_PORT))
-                .await
-                .ok()?;
-            let url = format!("ws://{host}:{SERVER_PORT}/ws");
-            // Frames are small; tungstenite's 128 KiB default buffer would dominate the run.
-            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .read_buffer_size(4 * 1_024);
-            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-                .await
-                .ok()
-                .map(|(ws, _)| ws)
-        };
-        let ws = tokio::time::timeout(Duration::from_secs(2), connect)
-            .await
-            .ok()
-            .flatten();
+        let ws = connect_ws(&host, &self.token).await;
         match &ws {
             Some(_) => {
                 self.note(format!("connected to {host}"));
@@ -182,8 +209,21 @@ impl Player {
         let mut actions = Vec::new();
         let behavior = self.plan.behavior;
         let action_at = now + Duration::from_millis(u64::from(self.plan.action_ms));
-        if first && behavior == Behavior::Garbage {
-            actions.push((now, Action::Garbage));
+        let prelude = match behavior {
+            Behavior::Garbage => Some(Action::Garbage),
+            Behavior::SpoofedId => Some(Action::Spoof),
+            Behavior::Flood => Some(Action::Flood),
+            _ => None,
+        };
+        if let Some(prelude) = prelude.filter(|_| first) {
+            // The enqueue follows once the server has answered the prelude.
+            actions.push((now, prelude));
+            if rounds_left > 0 {
+                actions.push((
+                    now + Duration::from_millis(300),
+                    Action::Enqueue { burst: 1 },
+                ));
+            }
         } else if rounds_left > 0 {
             let burst = if first && behavior == Behavior::EnqueueBurst {
                 2 + (self.plan.action_ms % 2) as u8
@@ -203,6 +243,7 @@ impl Player {
                         },
                     ));
                 }
+                Behavior::DuplicateSession => actions.push((action_at, Action::Duplicate)),
                 Behavior::Reconnect => {
                     let after = 200 + u64::from(self.plan.action_ms % 800);
                     actions.push((
@@ -254,6 +295,7 @@ impl Player {
                     self.note(format!("closed by server (code {code})"));
                     return Ending::Reconnect(self.rng.random_range(300..800));
                 }
+                Some(Some(Ok(Message::Ping(_)))) => self.observe(ClientEvent::Heard),
                 Some(Some(Ok(_))) => {}
                 Some(Some(Err(_)) | None) => {
                     self.note("connection lost".into());
@@ -264,7 +306,7 @@ impl Player {
                         continue;
                     }
                     let (_, action) = actions.remove(0);
-                    if let Some(ending) = self.act(&mut ws, action, &mut actions).await {
+                    if let Some(ending) = self.act(&mut ws, action).await {
                         return ending;
                     }
                 }
@@ -379,12 +421,7 @@ impl Player {
     }
 
     /// Performs one scheduled action; `Some` when the connection ends.
-    async fn act(
-        &mut self,
-        ws: &mut Ws,
-        action: Action,
-        actions: &mut Vec<(Instant, Action)>,
-    ) -> Option<Ending> {
+    async fn act(&mut self, ws: &mut Ws, action: Action) -> Option<Ending> {
         match action {
             Action::Enqueue { burst } => {
                 let frame = format!(
@@ -452,7 +489,40 @@ impl Player {
                     self.send_text(ws, frame).await;
                 }
                 let _ = ws.send(Message::Binary(vec![0u8, 1, 2].into())).await;
-                actions.push((Instant::now(), Action::Enqueue { burst: 1 }));
+            }
+            Action::Spoof => {
+                let other = uuid_from(&mut self.rng);
+                self.observe(ClientEvent::SentEnqueue);
+                let frame = format!(
+                    r#"{{"type":"enqueue","player_id":"{other}","game_mode":"{}"}}"#,
+                    self.mode
+                );
+                self.send_text(ws, frame).await;
+            }
+            Action::Flood => {
+                self.note(format!("-> {FLOOD_FRAMES} dequeue frames at once"));
+                for _ in 0..FLOOD_FRAMES {
+                    let _ = ws.feed(Message::Text(r#"{"type":"dequeue"}"#.into())).await;
+                }
+                let _ = ws.flush().await;
+            }
+            Action::Duplicate => {
+                let host = self
+                    .servers
+                    .get((self.index + 1) % self.servers.len().max(1))
+                    .cloned();
+                if let Some(host) = host {
+                    let second = duplicate::Duplicate {
+                        index: self.index,
+                        client_host: self.host.clone(),
+                        player: self.id,
+                        token: self.token.clone(),
+                        host,
+                        log: self.log.clone(),
+                        oracle: self.oracle.clone(),
+                    };
+                    tokio::task::spawn_local(second.run());
+                }
             }
         }
         None

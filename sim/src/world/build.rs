@@ -147,6 +147,7 @@ pub fn start_clients(
             players.push(Player {
                 index,
                 id: *id,
+                token: super::player_token(*id),
                 plan: plan.clone(),
                 host: name.clone(),
                 servers: servers.clone(),

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use match_server::config::{Settings, Timing};
+use match_server::config::{AuthSettings, Settings, Timing};
 use tracing::Level;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
@@ -129,8 +129,22 @@ pub fn sim_settings() -> Settings {
             shutdown_timeout_ms: 3_000,
             subscriber_retry_ms: 100,
         },
+        // The production path: every player connects with a signed token.
+        auth: AuthSettings::required(SIM_SECRET),
         ..Settings::default()
     }
+}
+
+/// The secret the simulated servers verify and the simulated players sign with.
+pub const SIM_SECRET: &str = "match-sim: a fixed secret, as deterministic as the rest";
+
+/// When the players' tokens expire: long after any run.
+const TOKEN_EXPIRY_S: u64 = EPOCH_SECS + 86_400;
+
+/// The token of `player`, signed with [`SIM_SECRET`]; empty (and refused at the upgrade,
+/// so the run fails visibly) if it cannot be minted.
+pub fn player_token(player: uuid::Uuid) -> String {
+    match_server::auth::mint(SIM_SECRET, player, TOKEN_EXPIRY_S).unwrap_or_default()
 }
 
 /// Runs `scenario` to its end and judges it.
