@@ -285,3 +285,62 @@ async fn unauthenticated_attempt_does_not_disturb_the_session() {
     first.expect_silence(common::QUIET).await;
     assert!(redis.in_queue(MODE_1V1, player).await);
 }
+
+/// Goal: when Redis cannot say whether the player lease is taken (every lease command
+/// fails, here because the key has the wrong type), the connection is not left open
+/// without a lease: it gets `error service_unavailable` and close 1013 (try again later),
+/// the key is left as it was, and other players keep playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_whose_lease_cannot_be_taken_ends_with_try_again() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let _stub = StubGameServer::start(&env, Behaviour::Ok).await;
+    let server = TestServer::start(env.settings()).await;
+    let player = Uuid::new_v4();
+    redis.break_lease_key(player).await;
+    let mut client = Client::connect_as(server.addr, "broken", player).await;
+    client.expect_error("service_unavailable").await;
+    let reason = client.expect_close(1013).await;
+    assert!(!reason.is_empty(), "the close frame says why");
+    assert_eq!(
+        redis.lease_key_type(player).await,
+        "hash",
+        "nothing was overwritten"
+    );
+
+    let (mut a, _) = Client::enqueued(server.addr, "a", MODE_1V1).await;
+    let (mut b, _) = Client::enqueued(server.addr, "b", MODE_1V1).await;
+    let loading = a.expect_start_loading().await;
+    assert_eq!(b.expect_start_loading().await, loading);
+}
+
+/// Goal: a session whose lease renewals keep failing (Redis answers every renewal with an
+/// error, here because the lease key became a hash) fences itself: it does not play on,
+/// unaware, past its lease's TTL - it gets `error session_lost` and close 4010 before the
+/// TTL counted from its last successful renewal runs out, and cleans up its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_whose_renewals_fail_fences_itself_within_its_ttl() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let mut settings = env.settings();
+    settings.timing.lease_ttl_ms = 1_500;
+    settings.timing.lease_renew_interval_ms = 300;
+    let ttl = Duration::from_millis(1_500 + 300);
+    let server = TestServer::start(settings).await;
+    let (mut victim, player) = Client::enqueued(server.addr, "victim", MODE_1V1).await;
+    let broken = tokio::time::Instant::now();
+    redis.delete_lease(player).await;
+    redis.break_lease_key(player).await;
+    victim.expect_error("session_lost").await;
+    victim.expect_close(4010).await;
+    assert!(
+        broken.elapsed() < ttl,
+        "fenced only after {:?}, beyond the lease TTL {ttl:?}",
+        broken.elapsed()
+    );
+    common::eventually("the victim's entry is cleaned up", || async {
+        let (entry, queued) = redis.entry_and_queued(MODE_1V1, player).await;
+        (entry.is_none() && !queued).then_some(())
+    })
+    .await;
+}

@@ -158,6 +158,9 @@ pub enum Close {
     SessionExists,
     /// The session's lease ran out or was taken (`session_lost`, close 4010).
     SessionLost,
+    /// The lease could not be taken at connect: Redis failed (`service_unavailable`,
+    /// close 1013 "try again later").
+    Unavailable,
 }
 
 /// Whether the session holds its player's lease.
@@ -408,16 +411,19 @@ fn acquiring(player: Uuid, enqueue: Option<Claim>, event: Event, ctx: &mut Conte
                 .error(ErrorCode::SessionExists)
                 .close(Close::SessionExists)
         }
-        // The lease may or may not be set: nothing was enqueued; the next enqueue retries.
-        // Only an enqueue that waited for the lease gets the error: the acquisition at
-        // connect answers no request, and a client must never hear an unasked reply.
+        // The lease may or may not be set (released at the end in case it is); nothing was
+        // enqueued. A dev-mode enqueue that waited for the lease is refused and the next one
+        // retries. An authenticated connection that cannot hold its lease ends at once, so
+        // an open authenticated connection always holds it; the client reconnects later.
         Event::LeaseAcquired(Err(_)) => {
             ctx.lease = LeaseHold::Unknown;
-            let step = Step::to(State::Idle { last: None });
-            if enqueue.is_some() {
-                step.error(ErrorCode::ServiceUnavailable)
-            } else {
-                step
+            match enqueue {
+                Some(_) => {
+                    Step::to(State::Idle { last: None }).error(ErrorCode::ServiceUnavailable)
+                }
+                None => Step::to(State::Disconnecting)
+                    .error(ErrorCode::ServiceUnavailable)
+                    .close(Close::Unavailable),
             }
         }
         Event::Request(request) => refuse(State::Acquiring { player, enqueue }, &request),

@@ -634,7 +634,9 @@ fn expected(s: S, e: E) -> Step {
             .err(C::SessionExists)
             .close(Close::SessionExists),
         // Unknown outcome: nothing was enqueued; the next enqueue takes the lease again.
-        (AcqConnect, LeaseFailed) => go(idle_after(None)),
+        (AcqConnect, LeaseFailed) => go(State::Disconnecting)
+            .err(C::ServiceUnavailable)
+            .close(Close::Unavailable),
         (AcqEnqueue, LeaseFailed) => go(idle_after(None)).err(C::ServiceUnavailable),
         (AcqConnect | AcqEnqueue, EnqueueValid | EnqueueUnknownMode) => {
             keep(s).err(C::AlreadyQueued)
@@ -1555,7 +1557,8 @@ fn requeue_reason_of_another_session_is_not_used() {
 /// dev-mode connection is bound by its first valid enqueue and never rebound; the lease is
 /// held only after an acquisition succeeds and until it is lost; an acquisition that failed
 /// leaves it unknown; and the machine ends the connection itself exactly when the lease is
-/// held elsewhere (`session_exists`) or lost (`session_lost`).
+/// held elsewhere (`session_exists`), lost (`session_lost`), or cannot be taken at connect
+/// (`service_unavailable`).
 #[test]
 fn binding_and_lease_change_only_as_written() {
     for pair in cross_product() {
@@ -1579,6 +1582,7 @@ fn binding_and_lease_change_only_as_written() {
         let close = match (s, e) {
             (_, E::LeaseHeldElsewhere) if s.is_acquiring() => Some(Close::SessionExists),
             (_, E::LeaseLost) if live && s.lease() == LeaseHold::Held => Some(Close::SessionLost),
+            (S::AcqConnect, E::LeaseFailed) => Some(Close::Unavailable),
             _ => None,
         };
         assert_eq!(pair.step.close, close, "{case}");
@@ -1687,22 +1691,43 @@ fn lost_lease_cleans_up_and_ends_the_session() {
     assert_eq!(run.state, State::Disconnecting);
 }
 
-/// Goal: an acquisition at connect that failed says nothing (the client asked nothing, and
-/// must never hear an unasked reply), keeps the connection, marks the lease for release at
-/// the end (it may be set), and the next enqueue takes the lease again before enqueuing.
+/// Goal: an authenticated connection whose lease cannot be taken at connect (Redis failed)
+/// ends at once with `service_unavailable` and close 1013, and releases the lease at the
+/// end in case it was set - so an open authenticated connection always holds its lease.
 #[test]
-fn failed_acquisition_is_retried_by_the_next_enqueue() {
+fn failed_acquisition_at_connect_ends_the_connection() {
     let mut run = Run::new(S::IdleToken);
     run.feed(Event::Connected);
-    let (replies, _) = run.feed(E::LeaseFailed.event());
-    assert_eq!(replies, vec![], "no reply to a request nobody sent");
-    assert_eq!(run.state, idle_after(None));
+    let step = step(run.state.clone(), E::LeaseFailed.event(), &mut run.ctx);
+    assert_eq!(
+        step.replies,
+        vec![ServerMessage::error(ErrorCode::ServiceUnavailable)]
+    );
+    assert_eq!(step.close, Some(Close::Unavailable));
+    assert_eq!(step.state, State::Disconnecting);
     assert_eq!(run.ctx.held_lease(), None, "not renewed");
     assert_eq!(
         run.ctx.lease_to_release(),
         Some(PLAYER),
         "released at the end"
     );
+}
+
+/// Goal: a dev-mode enqueue whose lease acquisition failed is refused with
+/// `service_unavailable`, the connection stays, and the next enqueue takes the lease again
+/// before enqueuing.
+#[test]
+fn failed_acquisition_is_retried_by_the_next_enqueue() {
+    let mut run = Run::new(S::IdleUnbound);
+    let (_, effect) = run.feed(enqueue_request(MODE));
+    assert_eq!(effect, Some(acquire(PLAYER)));
+    let (replies, _) = run.feed(E::LeaseFailed.event());
+    assert_eq!(
+        replies,
+        vec![ServerMessage::error(ErrorCode::ServiceUnavailable)]
+    );
+    assert_eq!(run.state, idle_after(None));
+    assert_eq!(run.ctx.held_lease(), None, "not renewed");
     let (_, effect) = run.feed(enqueue_request(MODE));
     assert_eq!(effect, Some(acquire(PLAYER)));
     let (_, effect) = run.feed(E::LeaseAcquired.event());

@@ -72,6 +72,7 @@ impl Ending {
             Self::Machine(Close::SessionLost) => {
                 (CloseCode::from(CLOSE_SESSION_LOST), "player lease lost")
             }
+            Self::Machine(Close::Unavailable) => (CloseCode::Again, "service unavailable"),
         };
         Some(CloseFrame {
             code,

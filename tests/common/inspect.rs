@@ -236,6 +236,25 @@ impl Inspector {
             .await;
     }
 
+    /// Makes `player`'s lease key a hash, so every command on it as a string fails
+    /// (WRONGTYPE): Redis cannot answer whether the lease is held.
+    pub async fn break_lease_key(&self, player: Uuid) {
+        let _: i64 = self
+            .query(
+                redis::cmd("HSET")
+                    .arg(self.keys.session(player))
+                    .arg("broken")
+                    .arg("1"),
+            )
+            .await;
+    }
+
+    /// The Redis type of `player`'s lease key (`string`, `hash`, or `none`).
+    pub async fn lease_key_type(&self, player: Uuid) -> String {
+        self.query(redis::cmd("TYPE").arg(self.keys.session(player)))
+            .await
+    }
+
     /// Deletes `player`'s lease, as if it had run out.
     pub async fn delete_lease(&self, player: Uuid) {
         let _: i64 = self
