@@ -71,8 +71,17 @@ fn classify(error: &RedisError, command_timeout_ms: u64) -> StoreError {
     }
 }
 
-/// Converts a `redis` value to the seam's RESP2-shaped reply.
-fn to_reply(value: Value) -> Reply {
+/// The text of an error reply, code first, as Redis sent it after the `-`.
+pub fn server_error_text(error: &redis::ServerError) -> String {
+    match error.details() {
+        Some(details) => format!("{} {details}", error.code()),
+        None => error.code().to_owned(),
+    }
+}
+
+/// Converts a `redis` value to the seam's RESP2-shaped reply. Public so the conformance
+/// suite reads real Redis through the very conversion the service uses.
+pub fn to_reply(value: Value) -> Reply {
     match value {
         Value::Nil => Reply::Nil,
         Value::Int(number) => Reply::Int(number),
@@ -94,10 +103,7 @@ fn to_reply(value: Value) -> Reply {
         Value::VerbatimString { text, .. } => Reply::Bulk(text.into_bytes()),
         Value::BigNumber(number) => Reply::Bulk(number),
         Value::Push { data, .. } => Reply::Array(data.into_iter().map(to_reply).collect()),
-        Value::ServerError(error) => Reply::Error(match error.details() {
-            Some(details) => format!("{} {details}", error.code()),
-            None => error.code().to_owned(),
-        }),
+        Value::ServerError(error) => Reply::Error(server_error_text(&error)),
         // `Value` is non-exhaustive; a future shape is kept visible, never dropped.
         other => Reply::Bulk(format!("{other:?}").into_bytes()),
     }

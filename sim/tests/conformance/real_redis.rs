@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use match_server::store::Reply;
+use match_server::store::redis_store::{self, server_error_text};
 use match_sim::conformance::{Data, KeyState, Outcome, Snapshot};
 pub use match_testkit::redis_server::redis_url;
 use redis::{ConnectionLike, Value};
@@ -183,26 +184,23 @@ fn bytes_of(reply: Reply) -> Vec<u8> {
     }
 }
 
-/// The text of an error reply, code first, as Redis sent it after the `-`.
-fn server_error_text(error: &redis::ServerError) -> String {
-    match error.details() {
-        Some(details) => format!("{} {details}", error.code()),
-        None => error.code().to_owned(),
-    }
+/// `value` as the seam's reply, through the service's own conversion; a RESP3 shape on
+/// this RESP2 connection is a broken client and fails the test.
+fn to_reply(value: Value) -> Reply {
+    assert_resp2(&value);
+    redis_store::to_reply(value)
 }
 
-/// A `redis` value as the RESP2 reply it was on the wire.
-fn to_reply(value: Value) -> Reply {
+/// Fails the test on any value a RESP2 connection cannot carry.
+fn assert_resp2(value: &Value) {
     match value {
-        Value::Nil => Reply::Nil,
-        Value::Int(number) => Reply::Int(number),
-        Value::BulkString(bytes) => Reply::Bulk(bytes),
-        Value::Array(items) | Value::Set(items) => {
-            Reply::Array(items.into_iter().map(to_reply).collect())
-        }
-        Value::SimpleString(text) => Reply::Status(text),
-        Value::Okay => Reply::Status("OK".to_owned()),
-        Value::ServerError(error) => Reply::Error(server_error_text(&error)),
+        Value::Array(items) | Value::Set(items) => items.iter().for_each(assert_resp2),
+        Value::Nil
+        | Value::Int(_)
+        | Value::BulkString(_)
+        | Value::SimpleString(_)
+        | Value::Okay
+        | Value::ServerError(_) => {}
         other => panic!("a RESP2 connection sent a RESP3 value: {other:?}"),
     }
 }
