@@ -114,15 +114,16 @@ impl Matchmaker {
     /// lease is gone or taken are told, and stop acting for their player.
     pub async fn renew_player_leases(&self) {
         let leases = self.router.leases();
-        let ttl = Duration::from_millis(self.player_lease_ttl_ms());
-        let ttl_ms = self.player_lease_ttl_ms().to_string();
+        let ttl_ms = self.player_lease_ttl_ms();
+        let ttl = Duration::from_millis(ttl_ms);
+        let ttl_arg = ttl_ms.to_string();
         for batch in leases.chunks(limits::LEASE_RENEW_BATCH) {
             let keys: Vec<String> = batch
                 .iter()
                 .map(|member| self.keys.session(member.player))
                 .collect();
             let mut args = Vec::with_capacity(batch.len() * 2 + 1);
-            args.push(ttl_ms.clone());
+            args.push(ttl_arg.clone());
             for member in batch {
                 args.push(member.player.to_string());
                 args.push(member.owner.to_string());
@@ -133,14 +134,14 @@ impl Matchmaker {
             };
             match parse_renew_player_leases(&reply) {
                 Ok(renewed) => {
-                    let kept = batch
+                    let (lost, kept): (Vec<Member>, Vec<Member>) = batch
                         .iter()
-                        .filter(|member| !renewed.lost.contains(&member.player))
-                        .map(|member| member.owner);
+                        .partition(|member| renewed.lost.contains(&member.player));
+                    let kept = kept.iter().map(|member| member.owner);
                     self.router.extend_leases(kept, sent + ttl);
-                    if !renewed.lost.is_empty() {
-                        self.tell_lost(batch, &renewed.lost);
-                    }
+                    // A dropped notice is repeated by the next renewal, which finds the
+                    // lease still gone.
+                    self.stop_sessions(lost, "player leases lost");
                 }
                 Err(error) => self.bad_reply(&error),
             }
@@ -154,28 +155,19 @@ impl Matchmaker {
     fn fence_expiring_leases(&self) {
         let period = Duration::from_millis(self.settings.timing.lease_renew_interval_ms);
         let expiring = self.router.expiring_leases(Instant::now() + period);
-        if expiring.is_empty() {
-            return;
-        }
-        tracing::warn!(
-            sessions = expiring.len(),
-            "player leases not renewed in time; their sessions stop"
+        self.stop_sessions(
+            expiring,
+            "player leases not renewed in time; their sessions stop",
         );
-        self.router.deliver(&Notice {
-            targets: expiring,
-            event: NoticeEvent::LeaseLost,
-        });
     }
 
-    /// Tells the local sessions of `lost` players that their lease is gone. A dropped
-    /// notice is repeated by the next renewal, which finds the lease still gone.
-    fn tell_lost(&self, batch: &[Member], lost: &[Uuid]) {
-        let targets: Vec<Member> = batch
-            .iter()
-            .filter(|member| lost.contains(&member.player))
-            .copied()
-            .collect();
-        tracing::warn!(sessions = targets.len(), "player leases lost");
+    /// Tells the local sessions `targets` that their player lease is gone (or may be), so
+    /// they stop acting for their player; logs `why` when there are any.
+    fn stop_sessions(&self, targets: Vec<Member>, why: &str) {
+        if targets.is_empty() {
+            return;
+        }
+        tracing::warn!(sessions = targets.len(), "{why}");
         self.router.deliver(&Notice {
             targets,
             event: NoticeEvent::LeaseLost,
