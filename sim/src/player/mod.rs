@@ -424,10 +424,7 @@ impl Player {
     async fn act(&mut self, ws: &mut Ws, action: Action) -> Option<Ending> {
         match action {
             Action::Enqueue { burst } => {
-                let frame = format!(
-                    r#"{{"type":"enqueue","player_id":"{}","game_mode":"{}"}}"#,
-                    self.id, self.mode
-                );
+                let frame = enqueue_frame(self.id, &self.mode);
                 self.note(format!("-> enqueue x{burst}"));
                 for _ in 0..burst {
                     self.observe(ClientEvent::SentEnqueue);
@@ -478,10 +475,7 @@ impl Player {
                     "{not json".to_owned(),
                     r#"{"type":"fly"}"#.to_owned(),
                     r#"{"type":"enqueue","player_id":"nope","game_mode":"Normal_1v1"}"#.to_owned(),
-                    format!(
-                        r#"{{"type":"enqueue","player_id":"{}","game_mode":"NoSuchMode"}}"#,
-                        self.id
-                    ),
+                    enqueue_frame(self.id, "NoSuchMode"),
                 ] {
                     if frame.contains("\"enqueue\"") {
                         self.observe(ClientEvent::SentEnqueue);
@@ -493,10 +487,7 @@ impl Player {
             Action::Spoof => {
                 let other = uuid_from(&mut self.rng);
                 self.observe(ClientEvent::SentEnqueue);
-                let frame = format!(
-                    r#"{{"type":"enqueue","player_id":"{other}","game_mode":"{}"}}"#,
-                    self.mode
-                );
+                let frame = enqueue_frame(other, &self.mode);
                 self.send_text(ws, frame).await;
             }
             Action::Flood => {
@@ -532,6 +523,11 @@ impl Player {
         self.note(format!("-> {frame}"));
         let _ = ws.send(Message::Text(frame.into())).await;
     }
+}
+
+/// An `enqueue` frame for `player` in `mode`.
+fn enqueue_frame(player: Uuid, mode: &str) -> String {
+    format!(r#"{{"type":"enqueue","player_id":"{player}","game_mode":"{mode}"}}"#)
 }
 
 fn has_enqueue(actions: &[(Instant, Action)]) -> bool {
