@@ -52,3 +52,12 @@ impl Ids for RandomIds {
         Uuid::new_v4()
     }
 }
+
+/// A timer that fires every `period_ms` (first tick at once) and, when a tick is late
+/// because the work took long, waits a full period after it instead of bursting: the one
+/// way every periodic task of the service ticks (on tokio time, which the simulation drives).
+pub fn periodic(period_ms: u64) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(period_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}

@@ -2,7 +2,6 @@
 //! mode under its lock, and recovery when a `try_match` outcome is unknown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,9 +31,7 @@ impl Matchmaker {
         mut triggers: mpsc::Receiver<String>,
         shutdown: CancellationToken,
     ) {
-        let period = Duration::from_millis(self.settings.timing.match_interval_ms);
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = crate::clock::periodic(self.settings.timing.match_interval_ms);
         loop {
             tokio::select! {
                 biased;

@@ -3,7 +3,6 @@
 //! and their player leases) are renewed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,9 +19,7 @@ use crate::scripts::SCRIPTS;
 impl Matchmaker {
     /// Sweeps every `sweep_interval_ms` until shutdown.
     pub async fn run_sweeper(self: Arc<Self>, shutdown: CancellationToken) {
-        let period = Duration::from_millis(self.settings.timing.sweep_interval_ms);
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = crate::clock::periodic(self.settings.timing.sweep_interval_ms);
         // Dead entries only appear when a lease runs out, so half a lease is often enough.
         let timing = &self.settings.timing;
         let players_every = (timing.lease_ttl_ms / 2 / timing.sweep_interval_ms).max(1);
@@ -155,9 +152,7 @@ impl Matchmaker {
 
     /// Renews every `lease_renew_interval_ms` until shutdown.
     pub async fn run_lease_renewer(self: Arc<Self>, shutdown: CancellationToken) {
-        let period = Duration::from_millis(self.settings.timing.lease_renew_interval_ms);
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = crate::clock::periodic(self.settings.timing.lease_renew_interval_ms);
         loop {
             tokio::select! {
                 biased;

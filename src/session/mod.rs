@@ -17,7 +17,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -173,12 +173,10 @@ where
         shutdown: CancellationToken,
     ) -> Ending {
         let timing = &self.matchmaker.settings.timing;
-        let mut resync = tokio::time::interval(Duration::from_millis(timing.resync_interval_ms));
-        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Both first tick one period from now, not at once.
+        let mut resync = crate::clock::periodic(timing.resync_interval_ms);
         resync.reset();
-        let mut heartbeat =
-            tokio::time::interval(Duration::from_millis(timing.heartbeat_interval_ms));
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heartbeat = crate::clock::periodic(timing.heartbeat_interval_ms);
         heartbeat.reset();
         // No frame is read before an authenticated session holds its player lease.
         if let Err(ending) = self.handle(Event::Connected).await {
