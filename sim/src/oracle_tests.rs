@@ -64,6 +64,13 @@ fn play_clean_match(oracle: &mut Oracle) {
     }
 }
 
+/// Whether `oracle` flagged `invariant`, naming `player` when one is given.
+fn flagged(oracle: &Oracle, invariant: Invariant, player: Option<u128>) -> bool {
+    oracle.violations().iter().any(|v| {
+        v.invariant == invariant && player.is_none_or(|p| v.detail.contains(&id(p).to_string()))
+    })
+}
+
 fn loading_view(players: &[u128]) -> LoadingView {
     LoadingView {
         mode: MODE.to_owned(),
@@ -125,12 +132,7 @@ fn duplicate_is_flagged() {
         ..RedisView::default()
     };
     oracle.check_redis(100, &view, false);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::OnePlace && v.detail.contains(&id(1).to_string()))
-    );
+    assert!(flagged(&oracle, Invariant::OnePlace, Some(1)));
 }
 
 /// Goal: a new loading session holding a player whose lease ran out (its session died) is
@@ -166,12 +168,7 @@ fn bad_loading_composition_is_flagged() {
         ..RedisView::default()
     };
     oracle.check_redis(100, &view, false);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::LoadingComposition)
-    );
+    assert!(flagged(&oracle, Invariant::LoadingComposition, None));
 }
 
 /// Goal: a player who left for good and shows up in a later loading session is a ghost.
@@ -185,12 +182,7 @@ fn ghost_is_flagged() {
         ..RedisView::default()
     };
     oracle.check_redis(20 + 5_001, &view, false);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::NoGhosts && v.detail.contains(&id(1).to_string()))
-    );
+    assert!(flagged(&oracle, Invariant::NoGhosts, Some(1)));
 }
 
 /// Goal: a ghost within the processing bound is not (yet) a violation.
@@ -225,12 +217,7 @@ fn lost_player_is_flagged() {
             ..RedisView::default()
         },
     );
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::NoOneLost)
-    );
+    assert!(flagged(&oracle, Invariant::NoOneLost, None));
 }
 
 /// Goal: enough cooperative players waiting too long break the match bound.
@@ -257,18 +244,8 @@ fn stuck_queue_is_flagged() {
         ..RedisView::default()
     };
     oracle.check_liveness(20_000, &view);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::MatchInTime)
-    );
-    assert!(
-        !oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::NoOneLost)
-    );
+    assert!(flagged(&oracle, Invariant::MatchInTime, None));
+    assert!(!flagged(&oracle, Invariant::NoOneLost, None));
 }
 
 /// Goal: each illegal message sequence is flagged: two enqueued for one burst, a second
@@ -327,10 +304,7 @@ fn illegal_sequences_are_flagged() {
             oracle.client_event(id(1), 2 + at as u64, event);
         }
         assert!(
-            oracle
-                .violations()
-                .iter()
-                .any(|v| v.invariant == Invariant::LegalMessages),
+            flagged(&oracle, Invariant::LegalMessages, None),
             "{name} was not flagged"
         );
     }
@@ -354,12 +328,7 @@ fn double_lock_holder_is_flagged() {
             acquired_valid_ms: Some(1_000),
         },
     ]);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::LockExclusive)
-    );
+    assert!(flagged(&oracle, Invariant::LockExclusive, None));
 }
 
 /// Goal: a lock taken after the previous holder's TTL ran out is legitimate.
@@ -393,12 +362,7 @@ fn stale_loading_is_flagged() {
         ..RedisView::default()
     };
     oracle.check_redis(100, &view, true);
-    assert!(
-        oracle
-            .violations()
-            .iter()
-            .any(|v| v.invariant == Invariant::NoStaleState)
-    );
+    assert!(flagged(&oracle, Invariant::NoStaleState, None));
 }
 
 /// Goal: a `loading_complete` answered `service_unavailable` may still have taken effect;
