@@ -15,6 +15,9 @@ fi
 seeds=${MATCH_SIM_CI_SEEDS:-2000}
 determinism=${MATCH_SIM_CI_DETERMINISM:-200}
 export INSTA_UPDATE=no   # a changed snapshot fails the run; review it with cargo insta review
+# CI's disk is shared and sometimes nearly full: no incremental caches (a clean checkout
+# gains nothing from them), and the campaign reuses the test build's match-sim below.
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -27,10 +30,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (unit, integration on $MATCH_TEST_REDIS_URL, conformance, named scenarios)"
 cargo test --workspace --release
 
+# The release match-sim that `cargo test` just built for the sim's own tests. `cargo run`
+# would build a second copy of the workspace: without the tests' dev-dependency features
+# (tokio's test-util) the feature set differs, and so does every crate above tokio.
+match_sim="${CARGO_TARGET_DIR:-target}/release/match-sim"
+
 step "simulation campaign: $seeds seeds"
-cargo run --release -p match-sim -- fuzz --seeds "$seeds" --quiet
+"$match_sim" fuzz --seeds "$seeds" --quiet
 
 step "determinism check: $determinism seeds run twice"
-cargo run --release -p match-sim -- fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet
+"$match_sim" fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet
 
 step "all tests passed"

@@ -1,13 +1,7 @@
 //! Game server allocation failures: every player is requeued and told why, and is matched
 //! again once a healthy game server is available.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,14 +1,8 @@
 //! Player authentication at the WebSocket upgrade: a signed token names the player; without
 //! a valid one the upgrade gets HTTP 401 and nothing reaches Redis; a connection acts for
 //! its own player only; dev mode accepts unauthenticated clients.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

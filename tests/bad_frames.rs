@@ -1,12 +1,6 @@
 //! Bad client frames get a precise error code and never break the connection.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::{Behaviour, Client, MODE_1V1, Msg, StubGameServer, TestEnv, TestServer};
 use tokio_tungstenite::tungstenite::Message;

@@ -1,13 +1,7 @@
 //! The `match-server` command line: production by default (no secret, no start), `--dev`
 //! for local demos, and `token` to mint a player token.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::binary::{Binary, binary_settings, run_to_end};
 use common::env::TEST_SECRET;

@@ -1,13 +1,7 @@
 //! The connection cap: an instance that is full refuses further WebSocket upgrades with
 //! HTTP 503, without disturbing the connections it serves.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::{Behaviour, Client, MODE_1V1, StubGameServer, TestEnv, TestServer};
 use tokio_tungstenite::tungstenite;

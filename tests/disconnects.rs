@@ -1,13 +1,7 @@
 //! Players who disconnect leave no trace: out of the queue, out of loading sessions, and
 //! never matched afterwards.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

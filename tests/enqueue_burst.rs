@@ -1,12 +1,6 @@
 //! A client that sends `enqueue` several times in one burst is queued once.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::{Behaviour, Client, MODE_1V1, Msg, StubGameServer, TestEnv, TestServer};
 

@@ -1,12 +1,6 @@
 //! The frame size limit: an oversized frame closes only the connection that sent it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::{Behaviour, Client, MODE_1V1, MODE_2V2, StubGameServer, TestEnv, TestServer};
 

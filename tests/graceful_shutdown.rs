@@ -1,13 +1,7 @@
 //! The real `match-server` binary: its HTTP endpoints, and a graceful shutdown on SIGTERM
 //! that tells every client, closes with 1001 and leaves Redis clean.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,12 +1,6 @@
 //! Happy path against a real Redis: players enqueue, load together, and get a game server.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,12 +1,6 @@
 //! An instance that crashes cleans up nothing; leases make its players expire.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

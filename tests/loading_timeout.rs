@@ -1,12 +1,6 @@
 //! A loading session nobody completes times out; its players are requeued and told.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,14 +3,8 @@
 //! A pub/sub outage is produced for one instance by an ACL user whose channel permissions
 //! are revoked: Redis then drops its subscription and refuses its publishes. A late notice
 //! comes from an instance behind a slow link to Redis (a delaying TCP proxy).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

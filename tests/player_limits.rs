@@ -1,13 +1,7 @@
 //! Limits a player runs into: a player another session still holds, the queue length, the
 //! message rate (while other players keep playing).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use common::{Behaviour, Client, MODE_1V1, MODE_2V2, Msg, StubGameServer, TestEnv, TestServer};
 

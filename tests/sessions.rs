@@ -2,14 +2,8 @@
 //! refused (`session_exists`, close 4009) while the first plays on; the player lease is
 //! released when a session ends, expires when its instance crashes, and a session that
 //! lost it stops acting (`session_lost`, close 4010).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,12 +1,6 @@
 //! Several instances share one Redis: players on different instances match together.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -207,11 +207,6 @@ impl Inspector {
         .await
     }
 
-    /// The match lock keys of this test.
-    pub async fn lock_keys(&self) -> Vec<String> {
-        self.scan(":lock:*").await
-    }
-
     /// The player lease keys of this test.
     pub async fn session_keys(&self) -> Vec<String> {
         self.scan(":session:*").await
@@ -351,13 +346,6 @@ impl Inspector {
                     .arg(format!("{}{name}", self.registry_prefix))
                     .arg(value),
             )
-            .await;
-    }
-
-    /// Removes the registration of game server `name`.
-    pub async fn unregister_server(&self, name: &str) {
-        let _: i64 = self
-            .query(redis::cmd("DEL").arg(format!("{}{name}", self.registry_prefix)))
             .await;
     }
 }

@@ -5,15 +5,11 @@
 //!
 //! Every wait here is bounded, so a broken service fails a test instead of hanging it.
 //!
-//! Running: `cargo test --tests` (or `--test <name>`). Each test binary starts its own
-//! `redis-server` (Redis 6+ on PATH) on a free loopback port, killed when the binary exits;
-//! `MATCH_TEST_REDIS_URL=redis://host:port` uses a running Redis instead (tests isolate
-//! themselves by key prefix and delete their keys). `RUST_LOG=match_server=debug` shows the
-//! service's logs of a failing test. `-- --ignored` runs the tests that reproduce known
-//! service bugs.
-
-// Each test binary uses only part of the harness.
-#![allow(dead_code, unused_imports)]
+//! Running: `cargo test --test integration` (one module: `... integration sessions::`). The
+//! test binary starts its own `redis-server` (Redis 6+ on PATH) on a free loopback port,
+//! killed when the binary exits; `MATCH_TEST_REDIS_URL=redis://host:port` uses a running
+//! Redis instead (tests isolate themselves by key prefix and delete their keys).
+//! `RUST_LOG=match_server=debug` shows the service's logs of a failing test.
 
 pub mod binary;
 pub mod client;

@@ -49,8 +49,6 @@ struct StubState {
 
 /// A running stub game server.
 pub struct StubGameServer {
-    /// Its registry name (`<registry_prefix><name>`).
-    pub name: String,
     /// Its `host:port`, as registered and as answered in `server_address`.
     pub address: String,
     state: Arc<StubState>,
@@ -78,7 +76,6 @@ impl StubGameServer {
             .register_server(&name, &state.address)
             .await;
         Self {
-            name,
             address: state.address.clone(),
             state,
             task,
