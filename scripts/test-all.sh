@@ -21,6 +21,16 @@ export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# A clean build of every test needs about 1.1 GB under target/. With less free, a linker
+# dies mid-write (SIGBUS), which reads like a compiler bug; say what it really is up front.
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+free_mb=$(df -Pm "$target_dir" 2>/dev/null | awk 'NR == 2 { print $4 }' || true)
+if [[ -n "$free_mb" && "$free_mb" -lt 1500 ]]; then
+  printf 'test-all: warning: only %s MB free under %s; a clean build needs about 1,100 MB\n' \
+    "$free_mb" "$target_dir" >&2
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -33,7 +43,7 @@ cargo test --workspace --release
 # The release match-sim that `cargo test` just built for the sim's own tests. `cargo run`
 # would build a second copy of the workspace: without the tests' dev-dependency features
 # (tokio's test-util) the feature set differs, and so does every crate above tokio.
-match_sim="${CARGO_TARGET_DIR:-target}/release/match-sim"
+match_sim="$target_dir/release/match-sim"
 
 step "simulation campaign: $seeds seeds"
 "$match_sim" fuzz --seeds "$seeds" --quiet
