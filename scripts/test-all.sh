@@ -21,13 +21,13 @@ export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# A clean build of every test needs about 1.1 GB under target/. With less free, a linker
+# A clean build of every test needs about 700 MB under target/. With less free, a linker
 # dies mid-write (SIGBUS), which reads like a compiler bug; say what it really is up front.
 target_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target_dir"
 free_mb=$(df -Pm "$target_dir" 2>/dev/null | awk 'NR == 2 { print $4 }' || true)
-if [[ -n "$free_mb" && "$free_mb" -lt 1500 ]]; then
-  printf 'test-all: warning: only %s MB free under %s; a clean build needs about 1,100 MB\n' \
+if [[ -n "$free_mb" && "$free_mb" -lt 1000 ]]; then
+  printf 'test-all: warning: only %s MB free under %s; a clean build needs about 700 MB\n' \
     "$free_mb" "$target_dir" >&2
 fi
 
@@ -35,7 +35,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (deny warnings)"
-cargo clippy --workspace --all-targets -- -D warnings
+# In the release profile, like the tests below, so both share the build scripts and proc
+# macros instead of building them twice (about 300 MB less on disk). The code checked is
+# the same: nothing in the workspace is behind cfg(debug_assertions).
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "cargo test (unit, integration on $MATCH_TEST_REDIS_URL, conformance, named scenarios)"
 cargo test --workspace --release
