@@ -194,46 +194,32 @@ impl Router {
     /// Every (player, owner) whose held player lease may be gone by `by`: no renewal has
     /// succeeded recently enough, so the session must stop acting for the player.
     pub fn expiring_leases(&self, by: Instant) -> Vec<Member> {
-        let Ok(routes) = self.routes.lock() else {
-            return Vec::new();
-        };
-        routes
-            .iter()
-            .filter(|(_, route)| route.lease_valid_until.is_none_or(|until| until <= by))
-            .filter_map(|(owner, route)| {
-                route.lease.map(|player| Member {
-                    player,
-                    owner: *owner,
-                })
-            })
-            .collect()
+        self.members(|route| {
+            route
+                .lease
+                .filter(|_| route.lease_valid_until.is_none_or(|until| until <= by))
+        })
     }
 
     /// Every (player, owner) whose player lease a live local session holds.
     pub fn leases(&self) -> Vec<Member> {
-        let Ok(routes) = self.routes.lock() else {
-            return Vec::new();
-        };
-        routes
-            .iter()
-            .filter_map(|(owner, route)| {
-                route.lease.map(|player| Member {
-                    player,
-                    owner: *owner,
-                })
-            })
-            .collect()
+        self.members(|route| route.lease)
     }
 
     /// Every (player, owner) whose entry a live local session may hold.
     pub fn claims(&self) -> Vec<Member> {
+        self.members(|route| route.claim)
+    }
+
+    /// Every (player, owner) for which `player_of` names a player of the owner's route.
+    fn members(&self, player_of: impl Fn(&Route) -> Option<Uuid>) -> Vec<Member> {
         let Ok(routes) = self.routes.lock() else {
             return Vec::new();
         };
         routes
             .iter()
             .filter_map(|(owner, route)| {
-                route.claim.map(|player| Member {
+                player_of(route).map(|player| Member {
                     player,
                     owner: *owner,
                 })
