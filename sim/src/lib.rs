@@ -9,6 +9,7 @@
 //! - [`oracle`]: the invariants, checked during and after the run.
 //! - [`fake_redis`]: the in-memory Redis that runs the service's own Lua scripts.
 //! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
+//! - [`probe`]: the service's typed facts (locks, leases, ...), stamped for the oracle.
 //! - [`trace`]: the event log, canonical text and hash.
 //! - [`redis_view`]: the fake's data as the oracle reads it.
 //! - [`named`]: hand-written scenarios kept as reviewed snapshots.
@@ -22,6 +23,7 @@ pub mod named;
 pub mod oracle;
 pub mod panics;
 pub mod player;
+pub mod probe;
 pub mod redis_view;
 pub mod scenario;
 pub mod seams;

@@ -17,6 +17,7 @@ use super::{MAX_CLOCK_SKEW_MS, RunConfig};
 use crate::fake_redis::{FakeRedis, FaultPlan};
 use crate::oracle::{Bounds, Oracle};
 use crate::player::{Player, SERVER_PORT};
+use crate::probe::FactLog;
 use crate::scenario::Scenario;
 use crate::seams::{SimAllocator, SimClock, SimIds, TurmoilListener};
 use crate::trace::TraceLog;
@@ -81,6 +82,7 @@ pub fn start_servers(
     settings: &Arc<Settings>,
     fake: &FakeRedis,
     allocator: &Arc<SimAllocator>,
+    facts: &FactLog,
 ) -> Vec<ServerHandle> {
     let mut handles = Vec::new();
     for index in 0..usize::from(scenario.servers.max(1)) {
@@ -90,12 +92,14 @@ pub fn start_servers(
         let ids = Arc::new(SimIds::new(scenario.seed.wrapping_add(index as u64 + 1)));
         let (settings, fake, allocator) = (settings.clone(), fake.clone(), allocator.clone());
         let (host_clock, host_shutdown) = (clock.clone(), shutdown.clone());
+        let probe = Arc::new(facts.probe(&name));
         sim.host(name.as_str(), move || {
             let deps = Deps {
                 store: Arc::new(fake.clone()) as Arc<dyn Store>,
                 clock: Arc::new(host_clock.clone()),
                 ids: ids.clone(),
                 allocator: allocator.clone(),
+                probe: probe.clone(),
             };
             let (settings, shutdown) = (settings.clone(), host_shutdown.clone());
             async move {
