@@ -1,10 +1,15 @@
 -- cancel_loading.lua: end a loading session and put its remaining live players back in the queue.
--- Used when a player leaves, when allocation fails and by the stale sweep.
+-- Used when a player leaves, when allocation fails and by the stale sweep. With ARGV[8] = '1'
+-- (the loading timeout) only the players who loaded are requeued: the others are taken out of
+-- the queue (entry state 'removed', with the loading id and ARGV[9] as the reason), so a player
+-- who does not load cannot hold the others hostage.
 -- KEYS[1] loading hash, KEYS[2] players hash, KEYS[3] loading index set, KEYS[4] queue set of the mode
 -- ARGV[1] loading id, ARGV[2] leaving player id or '', ARGV[3] leaving owner or '',
 -- ARGV[4] now_ms, ARGV[5] only_if_expired ('1' or '0'), ARGV[6] only_if_allocating ('1' or '0'),
--- ARGV[7] the reason players are told (an error code), kept in their entries
--- Reply: {'cancelled', dropped, pid1, owner1, ...} | {'not_expired'} | {'not_member'} | {'gone'}
+-- ARGV[7] the reason requeued players are told (an error code), kept in their entries,
+-- ARGV[8] remove the players who did not load ('1' or '0'), ARGV[9] the reason they are told
+-- Reply: {'cancelled', dropped, requeued_count, pid1, owner1, ...} (the first requeued_count
+--        pairs were requeued, the rest removed) | {'not_expired'} | {'not_member'} | {'gone'}
 local now_ms = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[3], ARGV[1])
@@ -24,7 +29,9 @@ if leaving ~= '' then
   end
 end
 local mode = redis.call('HGET', KEYS[1], 'mode')
-local reply = { 'cancelled', 0 }
+local remove_unready = ARGV[8] == '1'
+local requeued = {}
+local removed = {}
 local dropped = 0
 for _, pid in ipairs(loading_players(KEYS[1])) do
   local p = get_player(KEYS[2], pid)
@@ -32,15 +39,20 @@ for _, pid in ipairs(loading_players(KEYS[1])) do
   if pid == leaving then
     redis.call('HDEL', KEYS[2], pid)
   elseif ours and is_live(p, now_ms) then
-    p.state = 'queued'
     p.loading = ''
     p.mode = mode
     p.ended = ARGV[1]
-    p.reason = ARGV[7]
+    if remove_unready and redis.call('HGET', KEYS[1], 'ready:' .. pid) ~= '1' then
+      p.state = 'removed'
+      p.reason = ARGV[9]
+      removed[#removed + 1] = { pid, p.owner }
+    else
+      p.state = 'queued'
+      p.reason = ARGV[7]
+      redis.call('SADD', KEYS[4], pid)
+      requeued[#requeued + 1] = { pid, p.owner }
+    end
     put_player(KEYS[2], pid, p)
-    redis.call('SADD', KEYS[4], pid)
-    reply[#reply + 1] = pid
-    reply[#reply + 1] = p.owner
   else
     dropped = dropped + 1
     if ours then
@@ -48,7 +60,13 @@ for _, pid in ipairs(loading_players(KEYS[1])) do
     end
   end
 end
-reply[2] = dropped
+local reply = { 'cancelled', dropped, #requeued }
+for _, list in ipairs({ requeued, removed }) do
+  for _, member in ipairs(list) do
+    reply[#reply + 1] = member[1]
+    reply[#reply + 1] = member[2]
+  end
+end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 return reply

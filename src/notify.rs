@@ -54,6 +54,16 @@ pub enum NoticeEvent {
         /// Why, as the client will see it.
         code: ErrorCode,
     },
+    /// The loading session timed out before the targets loaded: they are out of the queue
+    /// (not back in it) and must enqueue again. Added after the first release: an instance
+    /// that predates it cannot parse the notice and drops it (its sessions learn from the
+    /// entry at their next resync); so it is always published apart from `Requeued`.
+    Removed {
+        /// The ended loading session.
+        loading: Uuid,
+        /// Why, as the client will see it (`loading_not_completed`).
+        code: ErrorCode,
+    },
     /// Something may have been missed: compare with Redis now.
     Resync,
     /// Local only, never published: lease renewal found that the target session no longer

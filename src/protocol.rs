@@ -135,6 +135,10 @@ pub enum ErrorCode {
     AllocationFailed,
     /// The game server did not answer in time; the player is back in the queue.
     AllocationTimeout,
+    /// The player did not report `loading_complete` before the loading session timed out:
+    /// it is out of the queue (not back in it) and must enqueue again to play. The players
+    /// who loaded are requeued with `loading_timeout`.
+    LoadingNotCompleted,
     /// The client sends messages faster than allowed.
     RateLimited,
     /// Redis could not be reached; the request had no effect, try again.
@@ -147,7 +151,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups and exhaustive tests.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::InvalidMessage,
         Self::BinaryNotSupported,
         Self::InvalidPlayerId,
@@ -168,6 +172,7 @@ impl ErrorCode {
         Self::NoServerAvailable,
         Self::AllocationFailed,
         Self::AllocationTimeout,
+        Self::LoadingNotCompleted,
         Self::RateLimited,
         Self::ServiceUnavailable,
         Self::ShuttingDown,
@@ -202,6 +207,7 @@ impl ErrorCode {
             Self::NoServerAvailable => "no_server_available",
             Self::AllocationFailed => "allocation_failed",
             Self::AllocationTimeout => "allocation_timeout",
+            Self::LoadingNotCompleted => "loading_not_completed",
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::ShuttingDown => "shutting_down",
@@ -232,6 +238,9 @@ impl ErrorCode {
             Self::NoServerAvailable => "no game server is available; you are back in the queue",
             Self::AllocationFailed => "the game server could not start; you are back in the queue",
             Self::AllocationTimeout => "the game server did not answer; you are back in the queue",
+            Self::LoadingNotCompleted => {
+                "you did not finish loading in time; you are out of the queue, enqueue again to play"
+            }
             Self::RateLimited => "too many messages; slow down",
             Self::ServiceUnavailable => "the service is temporarily unavailable, try again",
             Self::ShuttingDown => "the server is shutting down; reconnect",

@@ -2,7 +2,9 @@
 //! the faults heal and the world runs quiet (liveness).
 //!
 //! It sees what a user could: each client's message stream, and Redis's data (the fake's,
-//! as a [`RedisView`]). A violation names the invariant, the ids and the sim time.
+//! as a [`RedisView`]); and what the servers decided, as typed facts of the probe seam
+//! (locks, acts under a player's lease, loading sessions created and ended). A violation
+//! names the invariant, the ids and the sim time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -10,6 +12,10 @@ use std::fmt;
 use match_server::matchmaker::entry::{Place, PlayerEntry};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
+
+use crate::loading_again::{self, FaultWindow};
+use crate::one_session;
+use crate::probe::FactRecord;
 
 /// The invariants, numbered as in ARCHITECTURE.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,13 +38,16 @@ pub enum Invariant {
     MatchInTime,
     /// 9. Redis holds no loading session or lock past its timeout.
     NoStaleState,
-    /// 10. At most one live session acts for a player (issue: one session per player).
+    /// 10. At most one live session acts for a player: every act of a session happens
+    /// under its own player lease.
     OneSession,
+    /// 11. No player is sent through loading again without a cause the trace explains.
+    LoadingAgain,
 }
 
 impl Invariant {
     /// Every invariant, for summaries.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::NoPanic,
         Self::OnePlace,
         Self::LoadingComposition,
@@ -49,6 +58,7 @@ impl Invariant {
         Self::MatchInTime,
         Self::NoStaleState,
         Self::OneSession,
+        Self::LoadingAgain,
     ];
 
     /// `<number>_<name>`, as the summary and failures print it.
@@ -64,6 +74,7 @@ impl Invariant {
             Self::MatchInTime => "8_match_in_time",
             Self::NoStaleState => "9_no_stale_state",
             Self::OneSession => "10_one_session",
+            Self::LoadingAgain => "11_loading_again_has_cause",
         }
     }
 }
@@ -183,14 +194,6 @@ pub enum ClientEvent {
     SentLoadingComplete(Uuid),
     /// Received a frame.
     Received(ServerMessage),
-    /// Heard something that is not a frame for the protocol (a ping): the server still
-    /// serves this connection.
-    Heard,
-    /// A second connection of this player was accepted by a server (not refused with
-    /// `session_exists`): from now on the first must not be served any more.
-    DuplicateAccepted,
-    /// That second connection was closed by its client: the first may be served again.
-    DuplicateClosed,
     /// The connection ended; `for_good` when the player will not come back.
     Disconnected {
         /// Whether the player leaves for good.
@@ -219,8 +222,6 @@ struct ClientModel {
     mode: String,
     /// Since when the client has been waiting (sim ms).
     waiting_since_ms: u64,
-    /// When a second connection of this player was accepted while this one was connected.
-    duplicate_accepted_at: Option<u64>,
 }
 
 /// Codes after which a loading player is back in the queue.
@@ -309,7 +310,6 @@ impl Oracle {
                 cooperative,
                 mode: mode.to_owned(),
                 waiting_since_ms: 0,
-                duplicate_accepted_at: None,
             },
         );
     }
@@ -339,10 +339,7 @@ impl Oracle {
             return;
         };
         self.checks += 1;
-        // A heartbeat is not activity: a world of idle connections is at rest.
-        if event != ClientEvent::Heard {
-            self.last_client_event_ms = self.last_client_event_ms.max(at_ms);
-        }
+        self.last_client_event_ms = self.last_client_event_ms.max(at_ms);
         match event {
             ClientEvent::Connected => {
                 model.connected = true;
@@ -361,20 +358,9 @@ impl Oracle {
                     *completed = true;
                 }
             }
-            ClientEvent::Received(message) => {
-                self.check_one_session(player, at_ms, &model, Some(&message));
-                self.received(player, at_ms, &mut model, message);
-            }
-            ClientEvent::Heard => self.check_one_session(player, at_ms, &model, None),
-            ClientEvent::DuplicateAccepted => {
-                if model.connected {
-                    model.duplicate_accepted_at = Some(at_ms);
-                }
-            }
-            ClientEvent::DuplicateClosed => model.duplicate_accepted_at = None,
+            ClientEvent::Received(message) => self.received(player, at_ms, &mut model, message),
             ClientEvent::Disconnected { for_good } => {
                 model.connected = false;
-                model.duplicate_accepted_at = None;
                 model.state = ClientState::Idle;
                 if for_good {
                     model.left_at_ms = Some(at_ms);
@@ -385,36 +371,6 @@ impl Oracle {
             model.waiting_since_ms = at_ms;
         }
         self.clients.insert(player, model);
-    }
-
-    /// Invariant 10: once a second connection of the player was accepted (it holds the
-    /// player's session), the first may hear only its own retirement (`session_lost`,
-    /// `shutting_down`) and its close; anything else means two sessions were live at once.
-    fn check_one_session(
-        &mut self,
-        player: Uuid,
-        at_ms: u64,
-        model: &ClientModel,
-        message: Option<&ServerMessage>,
-    ) {
-        let Some(accepted_at) = model.duplicate_accepted_at else {
-            return;
-        };
-        let retiring = matches!(
-            message,
-            Some(ServerMessage::Error {
-                code: ErrorCode::SessionLost | ErrorCode::ShuttingDown,
-                ..
-            })
-        );
-        if !retiring {
-            let what = message.map_or_else(|| "a ping".to_owned(), |m| format!("{m:?}"));
-            self.violate(
-                Invariant::OneSession,
-                at_ms,
-                format!("player {player}: a second connection was accepted at {accepted_at} ms, yet the first was still served {what}"),
-            );
-        }
     }
 
     /// Checks one received frame against the client's state (invariant 4).
@@ -507,6 +463,24 @@ impl Oracle {
                     );
                 }
                 model.state = ClientState::Waiting;
+            }
+            // Out of the queue: legal for a loading session, or for one whose start_loading
+            // never reached this client (it still waits).
+            ErrorCode::LoadingNotCompleted => {
+                if !matches!(
+                    model.state,
+                    ClientState::Loading { .. } | ClientState::Waiting
+                ) {
+                    self.violate(
+                        Invariant::LegalMessages,
+                        at_ms,
+                        format!(
+                            "player {player}: loading_not_completed while {:?}",
+                            model.state
+                        ),
+                    );
+                }
+                model.state = ClientState::Idle;
             }
             ErrorCode::AlreadyQueued
             | ErrorCode::UnknownGameMode
@@ -733,24 +707,61 @@ impl Oracle {
                 .get(*mode)
                 .is_some_and(|need| count < need)
         });
-        no_group_left && self.liveness_findings(now_ms, view).1.is_empty()
+        no_group_left && self.match_findings(now_ms).1.is_empty() && !self.views_differ(view)
     }
 
     /// Liveness (invariants 7 and 8) at the end of the quiet phase.
     pub fn check_liveness(&mut self, at_ms: u64, view: &RedisView) {
-        let (checks, findings) = self.liveness_findings(at_ms, view);
+        self.check_match_in_time(at_ms);
+        self.check_no_one_lost(at_ms, view);
+    }
+
+    /// Invariant 8 at the end of the run's budget: enough cooperative players waiting in a
+    /// mode longer than the bound is a violation.
+    pub fn check_match_in_time(&mut self, at_ms: u64) {
+        let (checks, findings) = self.match_findings(at_ms);
         self.checks += checks;
         self.violations.extend(findings);
     }
 
-    /// The liveness violations as of now, without recording them, and how many checks
+    /// Invariant 7: every connected client's view has its counterpart in Redis.
+    pub fn check_no_one_lost(&mut self, at_ms: u64, view: &RedisView) {
+        let (checks, findings) = self.lost_findings(at_ms, view);
+        self.checks += checks;
+        self.violations.extend(findings);
+    }
+
+    /// Whether some connected client's view differs from Redis now: a notice on its way, or
+    /// a stuck player (which waiting never resolves).
+    pub fn views_differ(&self, view: &RedisView) -> bool {
+        !self.lost_findings(0, view).1.is_empty()
+    }
+
+    /// Invariant 7's violations as of now, without recording them, and how many checks
     /// that took.
-    fn liveness_findings(&self, at_ms: u64, view: &RedisView) -> (u64, Vec<Violation>) {
+    fn lost_findings(&self, at_ms: u64, view: &RedisView) -> (u64, Vec<Violation>) {
+        let mut findings = Vec::new();
+        let mut checks = 0;
+        for (player, model) in self.clients.iter().filter(|(_, model)| model.connected) {
+            checks += 1;
+            if let Some(detail) = lost(*player, &model.state, view) {
+                findings.push(Violation {
+                    invariant: Invariant::NoOneLost,
+                    at_ms,
+                    detail,
+                });
+            }
+        }
+        (checks, findings)
+    }
+
+    /// Invariant 8's violations as of now, without recording them, and how many checks
+    /// that took.
+    fn match_findings(&self, at_ms: u64) -> (u64, Vec<Violation>) {
         let mut findings = Vec::new();
         let mut checks = 0;
         let mut waiting_by_mode: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for (player, model) in self.clients.iter().filter(|(_, model)| model.connected) {
-            checks += 1;
+        for model in self.clients.values().filter(|model| model.connected) {
             if model.state == ClientState::Waiting {
                 let counts = waiting_by_mode.entry(model.mode.as_str()).or_default();
                 let long =
@@ -760,13 +771,6 @@ impl Oracle {
                     (false, _) => counts.1 += 1,
                     (true, false) => {}
                 }
-            }
-            if let Some(detail) = lost(*player, &model.state, view) {
-                findings.push(Violation {
-                    invariant: Invariant::NoOneLost,
-                    at_ms,
-                    detail,
-                });
             }
         }
         for (mode, (cooperative, other)) in waiting_by_mode {
@@ -790,6 +794,18 @@ impl Oracle {
         }
         (checks, findings)
     }
+
+    /// Invariants 10 and 11 over the service's facts of the whole run; `faults` are the
+    /// recorded faults that may end loading sessions by themselves.
+    pub fn check_facts(&mut self, records: &[FactRecord], faults: &[FaultWindow]) {
+        for (checks, findings) in [
+            one_session::check(records),
+            loading_again::check(records, faults),
+        ] {
+            self.checks += checks;
+            self.violations.extend(findings);
+        }
+    }
 }
 
 /// Why a connected client's belief has no counterpart in Redis, if it has none.
@@ -812,7 +828,9 @@ fn lost(player: Uuid, state: &ClientState, view: &RedisView) -> Option<String> {
                 .get(loading)
                 .is_some_and(|l| l.players.contains(&player));
             let moved_on = entry.is_some_and(|e| match &e.place {
-                Place::Matched { loading: done, .. } => done == loading,
+                Place::Matched { loading: done, .. } | Place::Removed { loading: done, .. } => {
+                    done == loading
+                }
                 Place::Queued => true,
                 Place::Loading { .. } => false,
             });

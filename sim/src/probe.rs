@@ -1,10 +1,18 @@
 //! The simulation's side of the probe seam: the service's facts, stamped with sim time and
 //! the host that decided them, collected for the oracle (which then judges decisions, not
 //! the wording of log lines).
+//!
+//! Some facts are judged against what Redis held at the very instant they were reported,
+//! which only the simulation can see: a [`WitnessReader`] reads it from the fake Redis then
+//! and attaches it to the record (who held the player's lease when a session acted; the
+//! loading session, with its ready flags, when the service set out to end it).
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use match_server::probe::{Fact, Probe};
+use uuid::Uuid;
 
 use crate::oracle::LockEvent;
 use crate::seams::sim_elapsed_ms;
@@ -18,6 +26,34 @@ pub struct FactRecord {
     pub host: String,
     /// What was decided.
     pub fact: Fact,
+    /// What Redis held for it at that instant, for the facts that are judged against it.
+    pub witness: Option<Witness>,
+}
+
+/// What Redis held when a fact was reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Witness {
+    /// For an act: the value of the player's lease key (the owner token of the session that
+    /// holds it), `None` when there was no lease.
+    LeaseHolder(Option<String>),
+    /// For an attempt to end a loading session: the session as Redis held it, `None` when
+    /// it was already gone (that attempt ended nothing).
+    Loading(Option<LoadingState>),
+}
+
+/// A loading session as Redis held it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadingState {
+    /// Its players, in stored order.
+    pub players: Vec<Uuid>,
+    /// The players whose `loading_complete` took effect (ready flag `1`).
+    pub ready: BTreeSet<Uuid>,
+}
+
+/// Reads, from Redis, the witness of a fact at the instant it is reported.
+pub trait WitnessReader: Send + Sync + fmt::Debug {
+    /// The witness of `fact`, or `None` for a fact that is not judged against Redis.
+    fn witness(&self, fact: &Fact) -> Option<Witness>;
 }
 
 /// Every fact of one run, in the order reported; cheap to clone.
@@ -25,9 +61,19 @@ pub struct FactRecord {
 pub struct FactLog {
     /// The records so far.
     records: Arc<Mutex<Vec<FactRecord>>>,
+    /// Where witnesses are read from; none in unit tests.
+    reader: Option<Arc<dyn WitnessReader>>,
 }
 
 impl FactLog {
+    /// A log that attaches the witnesses `reader` reads.
+    pub fn with_witnesses(reader: Arc<dyn WitnessReader>) -> Self {
+        Self {
+            records: Arc::default(),
+            reader: Some(reader),
+        }
+    }
+
     /// The probe a server host reports through.
     pub fn probe(&self, host: &str) -> SimProbe {
         SimProbe {
@@ -62,10 +108,16 @@ pub struct SimProbe {
 
 impl Probe for SimProbe {
     fn record(&self, fact: Fact) {
+        let witness = self
+            .log
+            .reader
+            .as_ref()
+            .and_then(|reader| reader.witness(&fact));
         self.log.push(FactRecord {
             at_ms: sim_elapsed_ms(),
             host: self.host.clone(),
             fact,
+            witness,
         });
     }
 }
@@ -99,6 +151,7 @@ pub fn lock_events(records: &[FactRecord]) -> Vec<LockEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use match_server::probe::Act;
     use uuid::Uuid;
 
     /// Goal: the lock check sees exactly the acquisitions and releases the service reported,
@@ -125,5 +178,39 @@ mod tests {
         assert_eq!(events[0].token, token.to_string());
         assert_eq!(events[1].acquired_valid_ms, None);
         assert_eq!(events[1].mode, "m");
+    }
+
+    /// A reader that answers every act with a fixed lease holder.
+    #[derive(Debug)]
+    struct FixedHolder(Option<String>);
+
+    impl WitnessReader for FixedHolder {
+        fn witness(&self, fact: &Fact) -> Option<Witness> {
+            matches!(fact, Fact::Acted { .. }).then(|| Witness::LeaseHolder(self.0.clone()))
+        }
+    }
+
+    /// Goal: a fact is recorded with what the reader saw at that instant, and a fact the
+    /// reader does not judge carries no witness.
+    #[test]
+    fn acts_carry_their_witness() {
+        let log = FactLog::with_witnesses(Arc::new(FixedHolder(Some("holder".into()))));
+        let probe = log.probe("server-0");
+        let (player, owner) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        probe.record(Fact::Acted {
+            player,
+            owner,
+            act: Act::ToldEnqueued,
+        });
+        probe.record(Fact::LockReleasing {
+            mode: "m".into(),
+            token: owner,
+        });
+        let records = log.records();
+        assert_eq!(
+            records[0].witness,
+            Some(Witness::LeaseHolder(Some("holder".into())))
+        );
+        assert_eq!(records[1].witness, None);
     }
 }

@@ -1,12 +1,74 @@
-//! Reads the fake Redis into the oracle's [`RedisView`].
+//! Reads the fake Redis into the oracle's [`RedisView`], and the witnesses of the
+//! service's facts ([`RedisWitness`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use match_server::keys::Keys;
 use match_server::matchmaker::entry::PlayerEntry;
+use match_server::probe::Fact;
 use uuid::Uuid;
 
 use crate::fake_redis::{Entry, FakeRedis, Value};
 use crate::oracle::{LoadingView, RedisView};
+use crate::probe::{LoadingState, Witness, WitnessReader};
+
+/// Reads the witnesses of facts from the fake Redis, at the instant they are reported.
+#[derive(Debug)]
+pub struct RedisWitness {
+    /// The fake the service runs on.
+    fake: FakeRedis,
+    /// Its key names.
+    keys: Keys,
+}
+
+impl RedisWitness {
+    /// A reader of `fake`'s keys under `prefix`.
+    pub fn new(fake: FakeRedis, prefix: &str) -> Self {
+        Self {
+            fake,
+            keys: Keys::new(prefix),
+        }
+    }
+}
+
+impl WitnessReader for RedisWitness {
+    fn witness(&self, fact: &Fact) -> Option<Witness> {
+        match fact {
+            Fact::Acted { player, .. } => {
+                let key = self.keys.session(*player);
+                let holder = self.fake.with_data(|data| {
+                    data.string(&key)
+                        .map(|value| String::from_utf8_lossy(value).into_owned())
+                });
+                Some(Witness::LeaseHolder(holder))
+            }
+            Fact::LoadingEnding { loading, .. } => {
+                let key = self.keys.loading(*loading);
+                let state = self
+                    .fake
+                    .with_data(|data| data.hash(&key).map(loading_state));
+                Some(Witness::Loading(state))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A loading hash's players and ready flags.
+fn loading_state(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingState {
+    let players = loading(fields).players;
+    let ready = players
+        .iter()
+        .filter(|player| {
+            fields
+                .get(format!("ready:{player}").as_bytes())
+                .map(Vec::as_slice)
+                == Some(b"1")
+        })
+        .copied()
+        .collect();
+    LoadingState { players, ready }
+}
 
 /// The matchmaking data under `prefix` as the oracle needs it, read in place (no copy of
 /// the keyspace: the oracle looks every 100 ms of sim time).

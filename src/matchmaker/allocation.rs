@@ -12,6 +12,7 @@ use super::replies::{CancelReply, FinishReply, Member, parse_finish};
 use crate::allocator::{Allocation, AllocationError};
 use crate::metrics::Family;
 use crate::notify::NoticeEvent;
+use crate::probe::{EndCause, Fact};
 use crate::scripts::SCRIPTS;
 use crate::store::Reply;
 
@@ -63,8 +64,15 @@ impl Matchmaker {
             lease_ms.to_string(),
         ];
         let parse = |reply: &Reply| parse_finish(reply, need);
+        let ending = || {
+            self.record(Fact::LoadingEnding {
+                loading,
+                mode: mode.to_owned(),
+                cause: EndCause::Matched,
+            });
+        };
         match self
-            .eval_with_retry(&SCRIPTS.finish_match, &keys, &args, parse)
+            .eval_attempts(&SCRIPTS.finish_match, &keys, &args, parse, ending)
             .await
         {
             Ok(FinishReply::Matched { members: matched }) => {

@@ -15,6 +15,7 @@ use super::replies::{
 use super::{EffectError, Matchmaker};
 use crate::limits;
 use crate::notify::NoticeEvent;
+use crate::probe::{EndCause, Fact};
 use crate::protocol::ErrorCode;
 use crate::scripts::{SCRIPTS, Script};
 use crate::store::{Reply, StoreError};
@@ -29,7 +30,21 @@ impl Matchmaker {
         args: &[String],
         parse: impl Fn(&Reply) -> Result<T, ReplyError>,
     ) -> Result<T, EffectError> {
+        self.eval_attempts(script, keys, args, parse, || {}).await
+    }
+
+    /// [`Self::eval_with_retry`], calling `before_each` right before every attempt is sent
+    /// (to report a decision to the probe once per attempt that may take effect).
+    pub async fn eval_attempts<T>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+        parse: impl Fn(&Reply) -> Result<T, ReplyError>,
+        before_each: impl Fn(),
+    ) -> Result<T, EffectError> {
         for attempt in 1..=limits::MAX_EFFECT_ATTEMPTS {
+            before_each();
             match self.eval(script, keys, args).await {
                 Ok(reply) => match parse(&reply) {
                     Ok(outcome) => return Ok(outcome),
@@ -177,6 +192,8 @@ impl Matchmaker {
             self.keys.queue(mode),
         ];
         let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
+        // The loading timeout policy: only the players who loaded are requeued.
+        let remove_unready = when == CancelWhen::Expired;
         let args = [
             loading.to_string(),
             leaving_player,
@@ -185,13 +202,35 @@ impl Matchmaker {
             flag(when == CancelWhen::Expired),
             flag(when == CancelWhen::Allocating),
             reason.as_str().to_owned(),
+            flag(remove_unready),
+            ErrorCode::LoadingNotCompleted.as_str().to_owned(),
         ];
         let parse = |reply: &Reply| parse_cancel(reply, need);
+        let cause = match (leaving, when) {
+            (Some((player, _)), _) => EndCause::Left { player },
+            (None, CancelWhen::Expired) => EndCause::TimedOut,
+            (None, CancelWhen::Always | CancelWhen::Allocating) => {
+                EndCause::AllocationFailed { code: reason }
+            }
+        };
+        let ending = || {
+            self.record(Fact::LoadingEnding {
+                loading,
+                mode: mode.to_owned(),
+                cause,
+            });
+        };
         let reply = self
-            .eval_with_retry(&SCRIPTS.cancel_loading, &keys, &args, parse)
+            .eval_attempts(&SCRIPTS.cancel_loading, &keys, &args, parse, ending)
             .await?;
-        if let CancelReply::Cancelled { dropped, requeued } = &reply {
-            tracing::info!(%loading, mode, requeued = requeued.len(), dropped, "loading session cancelled");
+        if let CancelReply::Cancelled {
+            dropped,
+            requeued,
+            removed,
+        } = &reply
+        {
+            let (requeued, removed) = (requeued.len(), removed.len());
+            tracing::info!(%loading, mode, requeued, removed, dropped, "loading session cancelled");
         }
         Ok(reply)
     }
@@ -251,7 +290,8 @@ impl Matchmaker {
 pub enum CancelWhen {
     /// Unconditionally (a player leaves).
     Always,
-    /// Only past its deadline (the stale sweep).
+    /// Only past its deadline (the stale sweep, i.e. the loading timeout): only the players
+    /// who loaded are requeued, the others are taken out of the queue.
     Expired,
     /// Only while allocating (allocation failed).
     Allocating,

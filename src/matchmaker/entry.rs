@@ -1,8 +1,15 @@
 //! A player's entry in the players hash, decoded by a total parser.
 //!
-//! The entry is the truth about where a player is (`queued`, `loading`, `matched`); pub/sub
-//! notices are hints, and a session that may have missed one compares itself with its entry.
-//! Encoding (see `lua/lib.lua`): `state|mode|owner|lease_deadline_ms|loading|session|address`.
+//! The entry is the truth about where a player is (`queued`, `loading`, `matched`,
+//! `removed`); pub/sub notices are hints, and a session that may have missed one compares
+//! itself with its entry. Encoding (see `lua/lib.lua`):
+//! `state|mode|owner|lease_deadline_ms|loading|session|address|ended|reason`.
+//!
+//! `removed` (added after the first release) records that a loading timeout took the player
+//! out of the queue because it did not load: `ended` names the loading session and `reason`
+//! the code to tell (`loading_not_completed`). An instance that predates it decodes such an
+//! entry as malformed, which every caller treats as "no entry" (see docs/design.md, rolling
+//! upgrades).
 
 use uuid::Uuid;
 
@@ -17,6 +24,16 @@ pub enum Place {
     Loading {
         /// The loading session.
         loading: Uuid,
+    },
+    /// Out of the queue: the loading session `loading` timed out before this player
+    /// reported `loading_complete` (the players who loaded were requeued). Kept until the
+    /// session tells its client or its lease runs out, so a session that missed the notice
+    /// still tells the right `code`.
+    Removed {
+        /// The loading session the player was removed from.
+        loading: Uuid,
+        /// What the client is told.
+        code: ErrorCode,
     },
     /// Matched: the loading session `loading` got a game server.
     Matched {
@@ -72,6 +89,12 @@ impl PlayerEntry {
             .map(|(loading, code)| Requeue { loading, code });
         let place = match state {
             "queued" => Place::Queued,
+            // Removal has one reason today; a reason this version does not know still means
+            // the player is out of the queue.
+            "removed" => Place::Removed {
+                loading: ended?,
+                code: reason.unwrap_or(ErrorCode::LoadingNotCompleted),
+            },
             "loading" => Place::Loading {
                 loading: Uuid::parse_str(loading).ok()?,
             },
@@ -116,6 +139,24 @@ mod tests {
             PlayerEntry::decode(matched.as_bytes()).unwrap().place,
             Place::Matched { ref server_address, .. } if server_address == "10.0.0.1:7777"
         ));
+    }
+
+    /// Goal: a player removed by a loading timeout decodes with the loading session it was
+    /// removed from and the code to tell, also when the reason is one this version does not
+    /// know; a removal that names no loading session is malformed.
+    #[test]
+    fn decodes_a_removed_entry() {
+        let removed = format!("removed|Normal_2v2|{OWNER}|1000||||{LOADING}|loading_not_completed");
+        let entry = PlayerEntry::decode(removed.as_bytes()).unwrap();
+        let loading = Uuid::parse_str(LOADING).unwrap();
+        let code = ErrorCode::LoadingNotCompleted;
+        assert_eq!(entry.place, Place::Removed { loading, code });
+        assert_eq!(entry.mode, "Normal_2v2");
+        let future = format!("removed|Normal_2v2|{OWNER}|1000||||{LOADING}|kicked_for_lag");
+        let entry = PlayerEntry::decode(future.as_bytes()).unwrap();
+        assert_eq!(entry.place, Place::Removed { loading, code });
+        let nameless = format!("removed|Normal_2v2|{OWNER}|1000||||");
+        assert_eq!(PlayerEntry::decode(nameless.as_bytes()), None);
     }
 
     /// Goal: garbage never decodes and never panics.

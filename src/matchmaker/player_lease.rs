@@ -25,6 +25,7 @@ use super::{EffectError, Matchmaker};
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::{Notice, NoticeEvent};
+use crate::probe::{Fact, LeaseChange};
 use crate::scripts::SCRIPTS;
 
 /// The outcome of an attempt to take a player lease.
@@ -59,12 +60,12 @@ impl Matchmaker {
         for attempt in 1..=limits::MAX_EFFECT_ATTEMPTS {
             let sent = Instant::now();
             match self.deps.store.set_nx_px(&key, &token, ttl_ms).await {
-                Ok(true) => return Ok(self.lease_taken(owner, sent)),
+                Ok(true) => return Ok(self.lease_taken(owner, player, sent)),
                 Ok(false) => match self.deps.store.get(&key).await {
                     // Our own token, set by an attempt whose reply was lost: it lives at
                     // least as long as if this attempt had set it.
                     Ok(Some(holder)) if holder == token.as_bytes() => {
-                        return Ok(self.lease_taken(owner, sent));
+                        return Ok(self.lease_taken(owner, player, sent));
                     }
                     Ok(Some(_)) => return Ok(LeaseReply::HeldElsewhere),
                     // Released in between: the next attempt may take it.
@@ -81,9 +82,14 @@ impl Matchmaker {
     }
 
     /// Records when a lease taken by a command sent at `sent` surely lives until.
-    fn lease_taken(&self, owner: Uuid, sent: Instant) -> LeaseReply {
+    fn lease_taken(&self, owner: Uuid, player: Uuid, sent: Instant) -> LeaseReply {
         let ttl = Duration::from_millis(self.player_lease_ttl_ms());
         self.router.extend_leases([owner], sent + ttl);
+        self.record(Fact::Lease {
+            player,
+            owner,
+            change: LeaseChange::Taken,
+        });
         LeaseReply::Acquired
     }
 
@@ -102,7 +108,14 @@ impl Matchmaker {
             .eval_with_retry(&SCRIPTS.release_lock, &keys, &args, parse_release)
             .await
         {
-            Ok(true) => tracing::debug!(%player, "player lease released"),
+            Ok(true) => {
+                tracing::debug!(%player, "player lease released");
+                self.record(Fact::Lease {
+                    player,
+                    owner,
+                    change: LeaseChange::Released,
+                });
+            }
             Ok(false) => tracing::info!(%player, "player lease was no longer this session's"),
             Err(error) => {
                 tracing::warn!(%error, %player, "player lease release failed; it expires with its TTL");
@@ -168,6 +181,13 @@ impl Matchmaker {
             return;
         }
         tracing::warn!(sessions = targets.len(), "{why}");
+        for target in &targets {
+            self.record(Fact::Lease {
+                player: target.player,
+                owner: target.owner,
+                change: LeaseChange::Lost,
+            });
+        }
         self.router.deliver(&Notice {
             targets,
             event: NoticeEvent::LeaseLost,

@@ -442,12 +442,15 @@ pub fn parse_finish(reply: &Reply, players_per_match: usize) -> Result<FinishRep
 /// What `cancel_loading.lua` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelReply {
-    /// The loading session ended; these players are back in the queue.
+    /// The loading session ended; `requeued` players are back in the queue, `removed` ones
+    /// (those who did not load, at a loading timeout) are out of it.
     Cancelled {
         /// Players dropped because their lease ran out.
         dropped: u64,
         /// Players requeued.
         requeued: Vec<Member>,
+        /// Players taken out of the queue.
+        removed: Vec<Member>,
     },
     /// The sweep's condition did not hold (deadline not passed, or not allocating).
     NotExpired,
@@ -464,12 +467,22 @@ pub fn parse_cancel(reply: &Reply, players_per_match: usize) -> Result<CancelRep
     let outcome = match tag.as_str() {
         "cancelled" => {
             let dropped = fields.count("dropped")?;
-            let requeued = fields.members()?;
+            let requeued_count = fields.count("requeued count")?;
+            let mut requeued = fields.members()?;
             if requeued.len() > players_per_match {
                 return Err(error(SCRIPT, reply, "more players than the mode holds"));
             }
             check_distinct(SCRIPT, reply, &requeued)?;
-            return Ok(CancelReply::Cancelled { dropped, requeued });
+            let split = usize::try_from(requeued_count)
+                .ok()
+                .filter(|count| *count <= requeued.len())
+                .ok_or_else(|| error(SCRIPT, reply, "requeued count exceeds the players"))?;
+            let removed = requeued.split_off(split);
+            return Ok(CancelReply::Cancelled {
+                dropped,
+                requeued,
+                removed,
+            });
         }
         "not_expired" => CancelReply::NotExpired,
         "not_member" => CancelReply::NotMember,

@@ -138,7 +138,9 @@ impl Outcome {
     /// when such a shorter reply is one the script can legitimately send: `finish_match`
     /// skips players whose entry is gone, `cancel_loading` drops dead ones, `renew_leases`
     /// lists any number of lost players. A group of `try_match` or `loading_complete` has a
-    /// fixed size, so a shorter one is never legitimate (`None`).
+    /// fixed size, so a shorter one is never legitimate (`None`); nor is a `cancel_loading`
+    /// list cut short of the requeued players its count announces (the cut is detected),
+    /// while a cut among the removed ones that follow reads as fewer removed.
     fn shortened(&self, kept: usize) -> Option<Self> {
         match self {
             Self::Finish(FinishReply::Matched { members }) => {
@@ -146,10 +148,16 @@ impl Outcome {
                     members: members.iter().take(kept).copied().collect(),
                 }))
             }
-            Self::Cancel(CancelReply::Cancelled { dropped, requeued }) => {
+            Self::Cancel(CancelReply::Cancelled {
+                dropped,
+                requeued,
+                removed,
+            }) => {
+                let removed_kept = kept.checked_sub(requeued.len())?;
                 Some(Self::Cancel(CancelReply::Cancelled {
                     dropped: *dropped,
-                    requeued: requeued.iter().take(kept).copied().collect(),
+                    requeued: requeued.clone(),
+                    removed: removed.iter().take(removed_kept).copied().collect(),
                 }))
             }
             Self::Renew(RenewReply { renewed, lost }) => Some(Self::Renew(RenewReply {
@@ -172,11 +180,20 @@ impl Outcome {
             Self::Finish(FinishReply::Matched { members }) => {
                 push(members).map(|members| Self::Finish(FinishReply::Matched { members }))
             }
-            Self::Cancel(CancelReply::Cancelled { dropped, requeued }) => {
-                push(requeued).map(|requeued| {
+            // A pair after the announced requeued ones is one more removed player.
+            Self::Cancel(CancelReply::Cancelled {
+                dropped,
+                requeued,
+                removed,
+            }) => {
+                let total = requeued.len() + removed.len();
+                (total < need).then(|| {
+                    let mut removed = removed.clone();
+                    removed.push(extra);
                     Self::Cancel(CancelReply::Cancelled {
                         dropped: *dropped,
-                        requeued,
+                        requeued: requeued.clone(),
+                        removed,
                     })
                 })
             }
@@ -584,36 +601,72 @@ fn good_replies() -> Vec<Good> {
             Parser::Cancel,
             2,
             slots(vec![
-                vec![tag("cancelled"), count_slot(0)],
+                vec![tag("cancelled"), count_slot(0), count_slot(1)],
                 pairs(&[(P2, O2)]),
             ]),
             Outcome::Cancel(CancelReply::Cancelled {
                 dropped: 0,
                 requeued: members(&[(P2, O2)]),
+                removed: Vec::new(),
             }),
-            Some((2, 2)),
+            Some((3, 2)),
         ),
         row(
             "cancel: allocation failed; everyone is requeued",
             Parser::Cancel,
             2,
-            slots(vec![vec![tag("cancelled"), count_slot(0)], pairs(&two)]),
+            slots(vec![
+                vec![tag("cancelled"), count_slot(0), count_slot(2)],
+                pairs(&two),
+            ]),
             Outcome::Cancel(CancelReply::Cancelled {
                 dropped: 0,
                 requeued: members(&two),
+                removed: Vec::new(),
             }),
-            Some((2, 2)),
+            Some((3, 2)),
+        ),
+        row(
+            "cancel: loading timeout; the loaded are requeued, the one who did not load removed",
+            Parser::Cancel,
+            4,
+            slots(vec![
+                vec![tag("cancelled"), count_slot(1), count_slot(2)],
+                pairs(&[(P1, O1), (P2, O2), (P3, O3)]),
+            ]),
+            Outcome::Cancel(CancelReply::Cancelled {
+                dropped: 1,
+                requeued: members(&[(P1, O1), (P2, O2)]),
+                removed: members(&[(P3, O3)]),
+            }),
+            Some((3, 2)),
+        ),
+        row(
+            "cancel: loading timeout nobody loaded; everyone removed",
+            Parser::Cancel,
+            2,
+            slots(vec![
+                vec![tag("cancelled"), count_slot(0), count_slot(0)],
+                pairs(&two),
+            ]),
+            Outcome::Cancel(CancelReply::Cancelled {
+                dropped: 0,
+                requeued: Vec::new(),
+                removed: members(&two),
+            }),
+            Some((3, 2)),
         ),
         row(
             "cancel: stale session; everyone dropped",
             Parser::Cancel,
             4,
-            vec![tag("cancelled"), count_slot(4)],
+            vec![tag("cancelled"), count_slot(4), count_slot(0)],
             Outcome::Cancel(CancelReply::Cancelled {
                 dropped: 4,
                 requeued: Vec::new(),
+                removed: Vec::new(),
             }),
-            Some((2, 2)),
+            Some((3, 2)),
         ),
         row(
             "cancel: not expired",
@@ -1149,7 +1202,7 @@ mod arbitrary {
                     0 => vec![b("matched"), b(LOADING), Reply::Int(count)],
                     1 => vec![b("all_ready"), b(MODE)],
                     2 => vec![b("matched")],
-                    _ => vec![b("cancelled"), Reply::Int(count)],
+                    _ => vec![b("cancelled"), Reply::Int(count), Reply::Int(count)],
                 };
                 items.extend(pairs.iter().flat_map(|(p, o)| [b(p), b(o)]));
                 Reply::Array(items)

@@ -14,6 +14,7 @@ use crate::config::GameMode;
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::NoticeEvent;
+use crate::probe::Fact;
 use crate::scripts::SCRIPTS;
 
 /// Whether a round should go on after one attempt.
@@ -132,6 +133,11 @@ impl Matchmaker {
             }) => {
                 self.metrics.incr(Family::MatchesStarted, &mode.name);
                 tracing::info!(%loading, mode = %mode.name, dropped, players = ?members, "loading session created");
+                self.record(Fact::LoadingCreated {
+                    loading,
+                    mode: mode.name.clone(),
+                    players: members.iter().map(|member| member.player).collect(),
+                });
                 self.publisher
                     .publish(&mode.name, members, NoticeEvent::StartLoading { loading })
                     .await;
@@ -171,6 +177,11 @@ impl Matchmaker {
             return;
         }
         tracing::warn!(%loading, ?players, "recovering a loading session whose reply was lost");
+        self.record(Fact::LoadingCreated {
+            loading,
+            mode: mode.to_owned(),
+            players: players.clone(),
+        });
         let targets = players.into_iter().map(|player| Member {
             player,
             owner: Uuid::nil(),

@@ -1,6 +1,7 @@
-//! Periodic upkeep: stale loading sessions are cancelled (players told and requeued), dead
-//! entries are removed, and the leases of this instance's live sessions (their entries'
-//! and their player leases) are renewed.
+//! Periodic upkeep: stale loading sessions are cancelled (the players who loaded are told
+//! and requeued, the others told and taken out of the queue), dead entries are removed, and
+//! the leases of this instance's live sessions (their entries' and their player leases) are
+//! renewed.
 
 use std::sync::Arc;
 
@@ -79,13 +80,22 @@ impl Matchmaker {
                 )
                 .await
             {
-                Ok(CancelReply::Cancelled { requeued, .. }) => {
+                Ok(CancelReply::Cancelled {
+                    requeued, removed, ..
+                }) => {
                     tracing::info!(%loading, mode, "stale loading session swept");
                     let event = NoticeEvent::Requeued {
                         loading,
                         code: ErrorCode::LoadingTimeout,
                     };
                     self.publisher.publish(mode, requeued, event).await;
+                    // A separate notice: an older instance drops what it cannot parse, and
+                    // must not lose the requeued players' notice with it.
+                    let event = NoticeEvent::Removed {
+                        loading,
+                        code: ErrorCode::LoadingNotCompleted,
+                    };
+                    self.publisher.publish(mode, removed, event).await;
                 }
                 Ok(_) => {}
                 // A clock failure stops this round; the next round tries again.

@@ -570,12 +570,18 @@ fn in_queue(claim: Claim, event: Event, ctx: &mut Context) -> Step {
         Event::Notice(NoticeEvent::StartLoading { loading }) if !ctx.seen(loading) => {
             start_loading(claim, loading, ctx)
         }
+        // A removal from a loading session this session never announced (its start_loading
+        // was lost), or a late notice of an old one: the entry says which.
+        Event::Notice(NoticeEvent::Removed { loading, .. }) if !ctx.seen(loading) => {
+            Step::stay(State::InQueue { claim }).run(Effect::Resync { player })
+        }
         Event::Notice(NoticeEvent::MatchFound { .. } | NoticeEvent::Resync) | Event::ResyncDue => {
             Step::stay(State::InQueue { claim }).run(Effect::Resync { player })
         }
         Event::Synced(Ok(entry)) => match owned_place(entry, ctx) {
             Some(Place::Queued) => Step::stay(State::InQueue { claim }),
             Some(Place::Loading { loading }) => resume_loading(claim, loading, ctx),
+            Some(Place::Removed { code, .. }) => removed(claim, code),
             _ => Step::to(State::Enqueuing {
                 claim: claim.clone(),
                 announce: false,
@@ -677,6 +683,15 @@ fn in_loading(claim: Claim, loading: Uuid, loaded: bool, event: Event, ctx: &mut
             loading: ended,
             code,
         }) if ended == loading => Step::to(State::InQueue { claim }).error(code),
+        Event::Notice(NoticeEvent::Removed {
+            loading: ended,
+            code,
+        }) if ended == loading => removed(claim, code),
+        // Removed from a loading session this session never announced: ours ended and a
+        // notice was lost on the way; the entry tells what to say.
+        Event::Notice(NoticeEvent::Removed { loading: ended, .. }) if !ctx.seen(ended) => {
+            Step::stay(state).run(Effect::Resync { player })
+        }
         Event::Notice(NoticeEvent::Resync) | Event::ResyncDue => {
             Step::stay(state).run(Effect::Resync { player })
         }
@@ -699,6 +714,13 @@ fn requeue_reason(entry: Option<&PlayerEntry>, loading: Uuid) -> ErrorCode {
         .and_then(|entry| entry.last_requeue)
         .filter(|requeue| requeue.loading == loading)
         .map_or(ErrorCode::LoadingCancelled, |requeue| requeue.code)
+}
+
+/// A loading timeout took the player out of the queue (it did not load): tell the client
+/// `code`, which is never a "back in the queue" code. The claim stays as `last`, so a
+/// disconnect deletes the entry that records the removal.
+fn removed(claim: Claim, code: ErrorCode) -> Step {
+    Step::to(State::Idle { last: Some(claim) }).error(code)
 }
 
 fn matched(claim: Claim, session_id: Uuid, server_address: String) -> Step {
@@ -729,6 +751,8 @@ fn reconcile_loading(
         }
         Some(Place::Loading { loading: now }) => resume_loading(claim, now, ctx),
         Some(Place::Queued) => Step::to(State::InQueue { claim }).error(reason),
+        // Out of the queue, from this loading session or one whose announcement was lost.
+        Some(Place::Removed { code, .. }) => removed(claim, code),
         Some(Place::Matched {
             loading: done,
             session_id,

@@ -233,6 +233,8 @@ enum E {
     SyncedMatchedFresh,
     SyncedForeignQueued,
     SyncedForeignLoading,
+    SyncedRemovedCurrent,
+    SyncedRemovedFresh,
     SyncFailed,
     LeaseAcquired,
     LeaseHeldElsewhere,
@@ -245,6 +247,9 @@ enum E {
     MatchFresh,
     RequeuedCurrent,
     RequeuedFresh,
+    RemovedCurrent,
+    RemovedFresh,
+    RemovedOld,
     NoticeResync,
     ResyncDue,
     Closed,
@@ -252,7 +257,7 @@ enum E {
 }
 
 impl E {
-    const ALL: [Self; 50] = [
+    const ALL: [Self; 55] = [
         Self::Connected,
         Self::EnqueueValid,
         Self::EnqueueUnknownMode,
@@ -287,6 +292,8 @@ impl E {
         Self::SyncedMatchedFresh,
         Self::SyncedForeignQueued,
         Self::SyncedForeignLoading,
+        Self::SyncedRemovedCurrent,
+        Self::SyncedRemovedFresh,
         Self::SyncFailed,
         Self::LeaseAcquired,
         Self::LeaseHeldElsewhere,
@@ -299,6 +306,9 @@ impl E {
         Self::MatchFresh,
         Self::RequeuedCurrent,
         Self::RequeuedFresh,
+        Self::RemovedCurrent,
+        Self::RemovedFresh,
+        Self::RemovedOld,
         Self::NoticeResync,
         Self::ResyncDue,
         Self::Closed,
@@ -355,6 +365,8 @@ impl E {
             Self::SyncedMatchedFresh => synced(OWNER, MODE, matched_place(FRESH)),
             Self::SyncedForeignQueued => synced(STRANGER, MODE, Place::Queued),
             Self::SyncedForeignLoading => synced(STRANGER, MODE, loading_place(CURRENT)),
+            Self::SyncedRemovedCurrent => synced(OWNER, MODE, removed_place(CURRENT)),
+            Self::SyncedRemovedFresh => synced(OWNER, MODE, removed_place(FRESH)),
             Self::SyncFailed => Event::Synced(Err(EffectError::Unavailable)),
             Self::LeaseAcquired => Event::LeaseAcquired(Ok(LeaseReply::Acquired)),
             Self::LeaseHeldElsewhere => Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)),
@@ -367,6 +379,9 @@ impl E {
             Self::MatchFresh => notice_match(FRESH),
             Self::RequeuedCurrent => notice_requeued(CURRENT),
             Self::RequeuedFresh => notice_requeued(FRESH),
+            Self::RemovedCurrent => notice_removed(CURRENT),
+            Self::RemovedFresh => notice_removed(FRESH),
+            Self::RemovedOld => notice_removed(OLD),
             Self::NoticeResync => Event::Notice(NoticeEvent::Resync),
             Self::ResyncDue => Event::ResyncDue,
             Self::Closed => Event::Closed,
@@ -472,6 +487,13 @@ fn matched_place(loading: Uuid) -> Place {
     }
 }
 
+fn removed_place(loading: Uuid) -> Place {
+    Place::Removed {
+        loading,
+        code: ErrorCode::LoadingNotCompleted,
+    }
+}
+
 fn synced(owner: Uuid, mode: &str, place: Place) -> Event {
     Event::Synced(Ok(Some(PlayerEntry {
         place,
@@ -498,6 +520,13 @@ fn notice_requeued(loading: Uuid) -> Event {
     Event::Notice(NoticeEvent::Requeued {
         loading,
         code: ErrorCode::LoadingTimeout,
+    })
+}
+
+fn notice_removed(loading: Uuid) -> Event {
+    Event::Notice(NoticeEvent::Removed {
+        loading,
+        code: ErrorCode::LoadingNotCompleted,
     })
 }
 
@@ -691,6 +720,15 @@ fn expected(s: S, e: E) -> Step {
         (InQueue, SyncedLoadingOld) => go(in_loading(OLD, false)),
         (InQueue, MatchCurrent | MatchFresh | NoticeResync | ResyncDue) => keep(s).run(resync()),
         (InQueue, SyncedQueued | SyncedQueuedOtherMode) => keep(s),
+        // A removal from a loading session never announced here (its start_loading was
+        // lost; CURRENT is not known to a queued session either): the entry says what to
+        // tell. A late notice of an old one is nothing.
+        (InQueue, RemovedCurrent | RemovedFresh) => keep(s).run(resync()),
+        (InQueue, RemovedOld) => keep(s),
+        // The loading timeout took the player out of the queue: tell it, never "requeued".
+        (InQueue, SyncedRemovedCurrent | SyncedRemovedFresh) => {
+            go(idle_after(Some(claim()))).err(C::LoadingNotCompleted)
+        }
         // The entry is gone, foreign or not a queue place: enqueue again, silently.
         (
             InQueue,
@@ -735,6 +773,13 @@ fn expected(s: S, e: E) -> Step {
         }
         (Loading | Loaded, MatchFresh | NoticeResync | ResyncDue) => keep(s).run(resync()),
         (Loading | Loaded, RequeuedCurrent) => go(in_queue(MODE)).err(C::LoadingTimeout),
+        // Out of the queue: the claim stays as `last` so a disconnect deletes the entry.
+        (Loading | Loaded, RemovedCurrent | SyncedRemovedCurrent | SyncedRemovedFresh) => {
+            go(idle_after(Some(claim()))).err(C::LoadingNotCompleted)
+        }
+        // Removed from a session never announced: ours ended and notices were lost; ask.
+        (Loading | Loaded, RemovedFresh) => keep(s).run(resync()),
+        (Loading | Loaded, RemovedOld) => keep(s),
         (Loading | Loaded, SyncedLoadingCurrent) => keep(s),
         (Loading | Loaded, SyncedLoadingOld) => go(in_loading(OLD, false)),
         (Loading | Loaded, SyncedQueued | SyncedQueuedOtherMode) => {
@@ -827,6 +872,7 @@ fn event_variant(event: &Event) -> &'static str {
             Place::Queued => "synced queued",
             Place::Loading { .. } => "synced loading",
             Place::Matched { .. } => "synced matched",
+            Place::Removed { .. } => "synced removed",
         },
         Event::Synced(Err(_)) => "synced error",
         Event::LeaseAcquired(Ok(LeaseReply::Acquired)) => "lease acquired",
@@ -835,6 +881,7 @@ fn event_variant(event: &Event) -> &'static str {
         Event::Notice(NoticeEvent::StartLoading { .. }) => "notice start_loading",
         Event::Notice(NoticeEvent::MatchFound { .. }) => "notice match_found",
         Event::Notice(NoticeEvent::Requeued { .. }) => "notice requeued",
+        Event::Notice(NoticeEvent::Removed { .. }) => "notice removed",
         Event::Notice(NoticeEvent::Resync) => "notice resync",
         Event::Notice(NoticeEvent::LeaseLost) => "notice lease_lost",
         Event::ResyncDue => "resync due",
@@ -896,7 +943,7 @@ fn the_cross_product_covers_every_variant() {
     let states: BTreeSet<&str> = S::ALL.iter().map(|s| state_variant(&s.state())).collect();
     assert_eq!(states.len(), 13, "every state variant: {states:?}");
     let events: BTreeSet<&str> = E::ALL.iter().map(|e| event_variant(&e.event())).collect();
-    assert_eq!(events.len(), 35, "{events:?}");
+    assert_eq!(events.len(), 37, "{events:?}");
 }
 
 /// Goal: the whole cross product runs without a single panic.
@@ -1733,4 +1780,79 @@ fn failed_acquisition_is_retried_by_the_next_enqueue() {
     let (_, effect) = run.feed(E::LeaseAcquired.event());
     assert_eq!(effect, Some(Effect::Enqueue(claim())));
     assert_eq!(run.ctx.held_lease(), Some(PLAYER));
+}
+
+/// Goal: the loading-timeout policy as a session applies it: whenever Redis says (by notice
+/// or entry) that a timeout took the player out of the queue, the client is told exactly
+/// `loading_not_completed` - never a "back in the queue" code - and the session goes idle
+/// (keeping the claim, so a disconnect deletes the entry) without re-enqueueing on its own.
+#[test]
+fn a_removed_player_is_told_loading_not_completed_and_not_requeued() {
+    let requeue_codes = [
+        ErrorCode::LoadingCancelled,
+        ErrorCode::LoadingTimeout,
+        ErrorCode::NoServerAvailable,
+        ErrorCode::AllocationFailed,
+        ErrorCode::AllocationTimeout,
+    ];
+    let removal_events = [
+        E::RemovedCurrent,
+        E::RemovedFresh,
+        E::RemovedOld,
+        E::SyncedRemovedCurrent,
+        E::SyncedRemovedFresh,
+    ];
+    let mut told = 0;
+    for pair in cross_product() {
+        if !removal_events.contains(&pair.e) {
+            continue;
+        }
+        let case = format!("{:?} x {:?}", pair.s, pair.e);
+        assert!(
+            !matches!(pair.step.effect, Some(Effect::Enqueue(_))),
+            "{case}"
+        );
+        for reply in &pair.step.replies {
+            if let ServerMessage::Error { code, .. } = reply {
+                assert!(!requeue_codes.contains(code), "{case}: {code:?}");
+            }
+        }
+        if pair.step.replies == vec![ServerMessage::error(ErrorCode::LoadingNotCompleted)] {
+            told += 1;
+            assert_eq!(pair.step.state, idle_after(Some(claim())), "{case}");
+        }
+    }
+    // InQueue, Loading and Loaded tell it: from the entry (2 shapes each), and from the
+    // notice of the current loading session (Loading, Loaded).
+    assert_eq!(told, 3 * 2 + 2);
+}
+
+/// Goal: an AFK player's session, end to end: it is removed by the timeout while loading,
+/// a late copy of the notice changes nothing once it is idle, and a new `enqueue` (a new
+/// attempt) is accepted and announced.
+#[test]
+fn a_removed_player_may_enqueue_again_as_a_new_attempt() {
+    let mut ctx = S::Loading.context();
+    let removed = step(
+        in_loading(CURRENT, false),
+        notice_removed(CURRENT),
+        &mut ctx,
+    );
+    assert_eq!(removed.state, idle_after(Some(claim())));
+    let late = step(removed.state.clone(), notice_removed(CURRENT), &mut ctx);
+    assert_eq!(late.state, removed.state);
+    assert!(late.replies.is_empty() && late.effect.is_none());
+    let again = step(removed.state, enqueue_request(MODE), &mut ctx);
+    assert_eq!(again.state, enqueuing(true));
+    assert_eq!(again.effect, Some(Effect::Enqueue(claim())));
+    let queued = step(
+        again.state,
+        Event::Enqueued(Ok(EnqueueReply::Enqueued { queue_len: 1 })),
+        &mut ctx,
+    );
+    assert_eq!(queued.replies, vec![ServerMessage::Enqueued {}]);
+    // A late removal notice of the loading session it already left is nothing now.
+    let stale = step(queued.state, notice_removed(CURRENT), &mut ctx);
+    assert_eq!(stale.state, in_queue(MODE));
+    assert!(stale.replies.is_empty() && stale.effect.is_none());
 }

@@ -31,8 +31,10 @@ use self::rate::TokenBucket;
 use crate::auth::Identity;
 use crate::limits;
 use crate::matchmaker::Matchmaker;
+use crate::matchmaker::replies::CompleteReply;
 use crate::metrics::Family;
 use crate::notify::SessionNotice;
+use crate::probe::{Act, Fact};
 use crate::protocol::{ErrorCode, ServerMessage, parse_client_frame};
 
 /// Why the connection ends, as the close frame tells the client.
@@ -254,21 +256,39 @@ where
         Ok(step.effect)
     }
 
+    /// Reports an act for `player` to the probe (see [`Fact::Acted`]).
+    fn acted(&self, player: Uuid, act: Act) {
+        let owner = self.owner;
+        self.matchmaker.record(Fact::Acted { player, owner, act });
+    }
+
     /// Runs one effect and turns its outcome into the machine's next event.
     async fn run_effect(&self, effect: Effect) -> Event {
         let mm = &self.matchmaker;
         let owner = self.owner;
         match effect {
             Effect::Enqueue(claim) => {
+                let requested = matches!(self.state, State::Enqueuing { announce: true, .. });
+                self.acted(claim.player, Act::Enqueue { requested });
                 Event::Enqueued(mm.enqueue(owner, claim.player, &claim.mode).await)
             }
             Effect::Leave { claim, loading } => {
                 Event::Left(mm.leave(owner, claim.player, &claim.mode, loading).await)
             }
-            Effect::Complete { claim, loading } => Event::Completed(
-                mm.loading_complete(owner, claim.player, &claim.mode, loading)
-                    .await,
-            ),
+            Effect::Complete { claim, loading } => {
+                let outcome = mm
+                    .loading_complete(owner, claim.player, &claim.mode, loading)
+                    .await;
+                if let Ok(
+                    CompleteReply::Waiting
+                    | CompleteReply::AllReady { .. }
+                    | CompleteReply::AlreadyReady,
+                ) = &outcome
+                {
+                    self.acted(claim.player, Act::LoadingCompleted { loading });
+                }
+                Event::Completed(outcome)
+            }
             Effect::Resync { player } => Event::Synced(mm.read_entry(player).await),
             Effect::AcquireLease { player } => {
                 Event::LeaseAcquired(mm.acquire_player_lease(owner, player).await)
@@ -350,8 +370,16 @@ where
 
     /// Sends one frame; `Err` when the connection is gone.
     async fn send(&mut self, message: &ServerMessage) -> Result<(), ()> {
-        if let ServerMessage::Error { code, .. } = message {
-            self.matchmaker.metrics.incr(Family::Errors, code.as_str());
+        match (message, self.ctx.player) {
+            (ServerMessage::Error { code, .. }, _) => {
+                self.matchmaker.metrics.incr(Family::Errors, code.as_str());
+            }
+            (ServerMessage::Enqueued {}, Some(player)) => self.acted(player, Act::ToldEnqueued),
+            (ServerMessage::StartLoading { loading_session_id }, Some(player)) => {
+                let loading = *loading_session_id;
+                self.acted(player, Act::ToldStartLoading { loading });
+            }
+            _ => {}
         }
         tracing::debug!(?message, "reply");
         let frame = Message::Text(message.to_json().into());

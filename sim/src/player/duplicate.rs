@@ -1,28 +1,27 @@
 //! A player's second connection: opened on another server while the first is live, it
-//! must be refused with `session_exists`. If a server accepts it instead (it says nothing
-//! and keeps the connection), the oracle is told, and the first connection may then hear
-//! nothing but its own retirement.
+//! must be refused with `session_exists`. It may also legitimately be given the player,
+//! when the first connection's lease is gone by then (its server shut down or crashed).
+//!
+//! What the client concludes is only written to the trace: a refusal may never arrive (the
+//! refusing server crashes first), and silence proves nothing. Invariant 10 judges what the
+//! servers did instead - every act for the player under the acting session's own lease
+//! (see `one_session`).
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use match_server::protocol::{ErrorCode, ServerMessage};
 use tokio_tungstenite::tungstenite::Message;
-use uuid::Uuid;
 
 use super::{Ws, connect_ws, describe};
-use crate::oracle::{ClientEvent, Oracle};
-use crate::seams::sim_elapsed_ms;
 use crate::trace::{Source, TraceLog};
 
-/// How long a server has to refuse: longer than the slowest Redis reply a seed draws plus
-/// a retry, so a silent server really did accept.
+/// How long the client waits for a refusal: longer than the slowest Redis reply a seed
+/// draws plus a retry.
 const VERDICT_WAIT_MS: u64 = 4_000;
 
-/// How long an accepted second connection stays open: longer than a heartbeat interval, so
-/// a first session that still acts is heard doing so (a ping at least) meanwhile.
+/// How long a second connection that heard no refusal stays open: longer than a heartbeat
+/// interval, so a server that gave it the player has time to act on it.
 const ACCEPTED_HOLD_MS: u64 = 3_000;
 
 /// What the second connection needs.
@@ -31,16 +30,12 @@ pub struct Duplicate {
     pub index: usize,
     /// The client host it runs on, for the trace.
     pub client_host: String,
-    /// The player.
-    pub player: Uuid,
     /// The player's token (the same as the first connection's).
     pub token: String,
     /// The server to open it on.
     pub host: String,
     /// The run's trace.
     pub log: TraceLog,
-    /// The run's oracle.
-    pub oracle: Rc<RefCell<Oracle>>,
 }
 
 /// How the server treated the second connection.
@@ -49,20 +44,15 @@ enum Verdict {
     Refused,
     /// Another answer (the lease could not be taken, the server shuts down): no session.
     NoSession(String),
-    /// Silence: the server gave this connection the player's session.
-    Accepted,
+    /// Silence: the server may have given this connection the player's session (or its
+    /// refusal was lost).
+    Silent,
 }
 
 impl Duplicate {
     fn note(&self, text: String) {
         let text = format!("P{} (second connection) {text}", self.index);
         self.log.note(&self.client_host, Source::Client, text);
-    }
-
-    fn tell(&self, event: ClientEvent) {
-        self.oracle
-            .borrow_mut()
-            .client_event(self.player, sim_elapsed_ms(), event);
     }
 
     /// Opens the connection, waits for the verdict, records it, closes.
@@ -75,17 +65,15 @@ impl Duplicate {
         let wait = Duration::from_millis(VERDICT_WAIT_MS);
         let verdict = tokio::time::timeout(wait, verdict(&mut ws))
             .await
-            .unwrap_or(Verdict::Accepted);
+            .unwrap_or(Verdict::Silent);
         match verdict {
             Verdict::Refused => self.note("refused: session_exists".into()),
             Verdict::NoSession(what) => self.note(format!("no session: {what}")),
-            Verdict::Accepted => {
-                self.note("accepted".into());
-                self.tell(ClientEvent::DuplicateAccepted);
+            Verdict::Silent => {
+                self.note("hears no refusal; keeps the connection open".into());
                 let hold = Duration::from_millis(ACCEPTED_HOLD_MS);
                 let _ = tokio::time::timeout(hold, drain(&mut ws)).await;
                 self.note("closes".into());
-                self.tell(ClientEvent::DuplicateClosed);
             }
         }
         let _ = ws.close(None).await;

@@ -295,7 +295,6 @@ impl Player {
                     self.note(format!("closed by server (code {code})"));
                     return Ending::Reconnect(self.rng.random_range(300..800));
                 }
-                Some(Some(Ok(Message::Ping(_)))) => self.observe(ClientEvent::Heard),
                 Some(Some(Ok(_))) => {}
                 Some(Some(Err(_)) | None) => {
                     self.note("connection lost".into());
@@ -369,9 +368,33 @@ impl Player {
                 }
             }
             ServerMessage::Dequeued {} => *view = View::Idle,
+            ServerMessage::Error {
+                code: ErrorCode::LoadingNotCompleted,
+                ..
+            } => self.removed_from_queue(view, actions, rounds_left),
             ServerMessage::Error { code, .. } => {
                 self.react_error(*code, view, actions, *rounds_left)
             }
+        }
+    }
+
+    /// `loading_not_completed`: the loading timeout took the player out of the queue. An
+    /// AFK player's every attempt ends this way, so each one counts against its rounds and
+    /// it stops coming back; whoever still has rounds enqueues again - a new attempt.
+    fn removed_from_queue(
+        &mut self,
+        view: &mut View,
+        actions: &mut Vec<(Instant, Action)>,
+        rounds_left: &mut u8,
+    ) {
+        *view = View::Idle;
+        actions.retain(|(_, action)| !matches!(action, Action::Complete { .. }));
+        if self.plan.behavior == Behavior::NeverCompletes {
+            *rounds_left = rounds_left.saturating_sub(1);
+        }
+        if *rounds_left > 0 && !has_enqueue(actions) {
+            let again = Instant::now() + Duration::from_millis(300);
+            actions.push((again, Action::Enqueue { burst: 1 }));
         }
     }
 
@@ -506,11 +529,9 @@ impl Player {
                     let second = duplicate::Duplicate {
                         index: self.index,
                         client_host: self.host.clone(),
-                        player: self.id,
                         token: self.token.clone(),
                         host,
                         log: self.log.clone(),
-                        oracle: self.oracle.clone(),
                     };
                     tokio::task::spawn_local(second.run());
                 }

@@ -18,13 +18,21 @@ use crate::fake_redis::FakeRedis;
 use crate::oracle::{Invariant, Oracle};
 use crate::panics;
 use crate::probe::{self, FactLog};
-use crate::redis_view;
+use crate::redis_view::{self, RedisWitness};
 use crate::scenario::Scenario;
 use crate::seams::SimAllocator;
 use crate::trace::{Source, TraceLog};
 
 /// How long no client may act before a settled world counts as at rest.
 const REST_MS: u64 = 2_000;
+
+/// When the run's budget ends while some client's view differs from Redis, how long the
+/// run goes on at most so notices already sent can arrive before invariant 7 judges the
+/// views. A healed world delivers a notice in a few ms (no Redis faults, links of at most
+/// 2 ms), so a view still off after this is stuck, not in flight. Shorter than a resync
+/// interval, so it gives a lost notice no time to be repaired. Invariant 8 is judged when
+/// the budget ends, before this grace: a late match cannot hide a stuck queue.
+const IN_FLIGHT_GRACE_MS: u64 = 500;
 
 /// Everything the step loop works with.
 struct Driver<'a> {
@@ -51,6 +59,7 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
     let mut events = schedule(scenario, &driver.servers);
     let end_ms = driver.heal_ms + u64::from(scenario.quiet_phase_ms);
     let mut next_check_ms = 0;
+    let mut budget_over = false;
     loop {
         let now_ms = driver.now_ms();
         driver.redis_time.advance_to(EPOCH_SECS * 1_000 + now_ms);
@@ -64,11 +73,18 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
                 break;
             }
         }
-        if now_ms >= end_ms || panics::any() || !driver.step(now_ms) {
+        if now_ms >= end_ms && !budget_over {
+            budget_over = true;
+            driver.oracle.borrow_mut().check_match_in_time(now_ms);
+        }
+        if budget_over && (now_ms >= end_ms + IN_FLIGHT_GRACE_MS || !driver.views_differ()) {
+            break;
+        }
+        if panics::any() || !driver.step(now_ms) {
             break;
         }
     }
-    driver.finish(scenario)
+    driver.finish(scenario, budget_over)
 }
 
 impl<'a> Driver<'a> {
@@ -97,7 +113,8 @@ impl<'a> Driver<'a> {
             scenario.faults.allocator,
             scenario.seed ^ 0xa11c,
         ));
-        let facts = FactLog::default();
+        let witness = RedisWitness::new(fake.clone(), &settings.key_prefix);
+        let facts = FactLog::with_witnesses(Arc::new(witness));
         let servers =
             build::start_servers(&mut sim, scenario, &settings, &fake, &allocator, &facts);
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));
@@ -159,13 +176,26 @@ impl<'a> Driver<'a> {
         at_rest
     }
 
-    /// Liveness and the lock history, then the counts for the report.
-    fn finish(self, scenario: &Scenario) -> Outcome {
+    /// Whether some connected client's view differs from Redis right now.
+    fn views_differ(&self) -> bool {
+        let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
+        self.oracle.borrow().views_differ(&view)
+    }
+
+    /// Liveness (invariant 8 unless the budget's end judged it already), the lock history
+    /// and the facts of the run, then the counts for the report.
+    fn finish(self, scenario: &Scenario, match_in_time_judged: bool) -> Outcome {
         let now_ms = self.now_ms();
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let mut oracle = self.oracle.borrow_mut();
-        oracle.check_liveness(now_ms, &view);
-        oracle.check_locks(&probe::lock_events(&self.facts.records()));
+        if !match_in_time_judged {
+            oracle.check_match_in_time(now_ms);
+        }
+        oracle.check_no_one_lost(now_ms, &view);
+        let records = self.facts.records();
+        oracle.check_locks(&probe::lock_events(&records));
+        // No fault of today's model ends a loading session by itself (see `loading_again`).
+        oracle.check_facts(&records, &[]);
         let mut faults = self.faults.clone();
         for (kind, count) in self.fake.fault_counts() {
             *faults.entry(format!("redis_{kind}")).or_default() += count;

@@ -222,6 +222,7 @@ async fn cancel_loading_requeues_the_rest() {
         Reply::Array(vec![
             bulk("cancelled"),
             Reply::Int(0),
+            Reply::Int(1),
             bulk("p2"),
             bulk("o2")
         ])

@@ -1,0 +1,211 @@
+//! Invariant 11: no player is sent through loading again without a cause the trace
+//! explains.
+//!
+//! For each player, take its loading sessions in the order they were created (the
+//! `LoadingCreated` facts). Between two consecutive ones, A then B:
+//!
+//! 1. Something must have ended A before B was created: an attempt to end it, reported by
+//!    the service (`LoadingEnding`) while Redis still held A - its cause is on record - or
+//!    a fault that ends loading sessions by itself, passed in as a [`FaultWindow`].
+//! 2. The end of A must have kept the player in the queue, or the player must have enqueued
+//!    again (a new attempt it asked for) between that end and B. An end keeps a player only
+//!    when the player is not the reason A ended: a co-player left (`loading_cancelled`); the
+//!    allocation failed; the loading timed out and the player had loaded (its ready flag, as
+//!    Redis held it right before the end). A match, the player's own leaving, and a timeout
+//!    the player had not loaded for all take it out of the queue.
+//!
+//! In particular, after a loading timeout no player who loaded is grouped again with a
+//! co-player who was absent from that session unless that co-player enqueued again: the
+//! absent one's next loading session needs its own new attempt. Checks that extend this
+//! invariant (a repair no fault explains, a fleet's allocation failures) add causes here
+//! rather than a second invariant.
+
+use std::collections::BTreeMap;
+
+use match_server::probe::{Act, EndCause, Fact};
+use uuid::Uuid;
+
+use crate::oracle::{Invariant, Violation};
+use crate::probe::{FactRecord, LoadingState, Witness};
+
+/// A fault that may end loading sessions without the service deciding it (none of today's
+/// faults does; a Redis failover that loses writes would): a loading session that existed
+/// during the window needs no recorded end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultWindow {
+    /// When the fault began (sim ms).
+    pub from_ms: u64,
+    /// When it ended (sim ms).
+    pub to_ms: u64,
+    /// What it was, for the report.
+    pub what: String,
+}
+
+/// A loading session's creation.
+struct Created<'a> {
+    /// Position in the fact log (the log is in causal order).
+    seq: usize,
+    at_ms: u64,
+    loading: Uuid,
+    players: &'a [Uuid],
+}
+
+/// An attempt to end a loading session that found it in Redis.
+struct Ending<'a> {
+    seq: usize,
+    at_ms: u64,
+    host: &'a str,
+    cause: EndCause,
+    state: &'a LoadingState,
+}
+
+/// Everything the check reads from the facts.
+#[derive(Default)]
+struct History<'a> {
+    /// Loading sessions by creation order.
+    created: Vec<Created<'a>>,
+    /// Attempts that found the session, by loading session, in order.
+    endings: BTreeMap<Uuid, Vec<Ending<'a>>>,
+    /// Log positions of the enqueues players asked for, by player.
+    requested: BTreeMap<Uuid, Vec<usize>>,
+}
+
+impl<'a> History<'a> {
+    fn read(records: &'a [FactRecord]) -> Self {
+        let mut history = Self::default();
+        for (seq, record) in records.iter().enumerate() {
+            match (&record.fact, &record.witness) {
+                (
+                    Fact::LoadingCreated {
+                        loading, players, ..
+                    },
+                    _,
+                ) if !history.created.iter().any(|c| c.loading == *loading) => {
+                    history.created.push(Created {
+                        seq,
+                        at_ms: record.at_ms,
+                        loading: *loading,
+                        players,
+                    });
+                }
+                (
+                    Fact::LoadingEnding { loading, cause, .. },
+                    Some(Witness::Loading(Some(state))),
+                ) => history.endings.entry(*loading).or_default().push(Ending {
+                    seq,
+                    at_ms: record.at_ms,
+                    host: &record.host,
+                    cause: *cause,
+                    state,
+                }),
+                (
+                    Fact::Acted {
+                        player,
+                        act: Act::Enqueue { requested: true },
+                        ..
+                    },
+                    _,
+                ) => history.requested.entry(*player).or_default().push(seq),
+                _ => {}
+            }
+        }
+        history
+    }
+
+    /// The attempt that ended `loading` before `before`: the last one that still found it.
+    fn end_of(&self, loading: Uuid, before: usize) -> Option<&Ending<'a>> {
+        self.endings
+            .get(&loading)?
+            .iter()
+            .rev()
+            .find(|ending| ending.seq < before)
+    }
+
+    /// Whether `player` asked to enqueue between the log positions `after` and `before`.
+    fn enqueued_between(&self, player: Uuid, after: usize, before: usize) -> bool {
+        self.requested
+            .get(&player)
+            .is_some_and(|seqs| seqs.iter().any(|seq| *seq > after && *seq < before))
+    }
+}
+
+/// Invariant 11 over the facts of a run (see the module documentation). Returns the checks
+/// made and the violations found.
+pub fn check(records: &[FactRecord], faults: &[FaultWindow]) -> (u64, Vec<Violation>) {
+    let history = History::read(records);
+    let mut by_player: BTreeMap<Uuid, Vec<&Created<'_>>> = BTreeMap::new();
+    for created in &history.created {
+        for player in created.players {
+            by_player.entry(*player).or_default().push(created);
+        }
+    }
+    let mut checks = 0;
+    let mut violations = Vec::new();
+    for (player, sessions) in &by_player {
+        for pair in sessions.windows(2) {
+            let [earlier, later] = pair else { continue };
+            checks += 1;
+            if let Some(detail) = unexplained(&history, faults, *player, earlier, later) {
+                violations.push(Violation {
+                    invariant: Invariant::LoadingAgain,
+                    at_ms: later.at_ms,
+                    detail,
+                });
+            }
+        }
+    }
+    (checks, violations)
+}
+
+/// Why `player`'s loading session `later` is not explained by how `earlier` ended, if not.
+fn unexplained(
+    history: &History<'_>,
+    faults: &[FaultWindow],
+    player: Uuid,
+    earlier: &Created<'_>,
+    later: &Created<'_>,
+) -> Option<String> {
+    let Some(end) = history.end_of(earlier.loading, later.seq) else {
+        let excused = faults
+            .iter()
+            .any(|fault| fault.from_ms <= later.at_ms && fault.to_ms >= earlier.at_ms);
+        return (!excused).then(|| {
+            format!(
+                "player {player} is in loading session {} (created at {} ms) although nothing on record ended its previous one, {} (created at {} ms)",
+                later.loading, later.at_ms, earlier.loading, earlier.at_ms
+            )
+        });
+    };
+    let taken_out = match end.cause {
+        EndCause::Matched => Some("it was matched"),
+        EndCause::Left { player: leaver } if leaver == player => Some("it left"),
+        EndCause::Left { .. } | EndCause::AllocationFailed { .. } => None,
+        EndCause::TimedOut if end.state.ready.contains(&player) => None,
+        EndCause::TimedOut => Some("it had not loaded when the loading timed out"),
+    }?;
+    if history.enqueued_between(player, end.seq, later.seq) {
+        return None;
+    }
+    let loaded_again: Vec<String> = later
+        .players
+        .iter()
+        .filter(|other| **other != player && end.state.ready.contains(other))
+        .map(Uuid::to_string)
+        .collect();
+    let with = if loaded_again.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", grouped again with {} who had loaded",
+            loaded_again.join(", ")
+        )
+    };
+    Some(format!(
+        "player {player} is in loading session {} (created at {} ms) without enqueueing again, although the end of {} at {} ms on {} took it out of the queue ({taken_out}){with}",
+        later.loading, later.at_ms, earlier.loading, end.at_ms, end.host
+    ))
+}
+
+#[cfg(test)]
+#[path = "loading_again_tests.rs"]
+mod tests;

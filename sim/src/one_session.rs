@@ -1,0 +1,94 @@
+//! Invariant 10, one live session per player, judged on the servers' acts.
+//!
+//! A session acts for its player when it runs the enqueue effect, tells its client
+//! `enqueued` or `start_loading`, or has a `loading_complete` take effect. Each act is
+//! reported through the probe, and the simulation attaches what Redis held at that instant:
+//! the player's lease key. The act is legal only if the key held the acting session's own
+//! token - then no other connection can hold the player (the lease is taken with `SET NX`
+//! and never overwritten). Refusals, closes and the frames of a session's retirement
+//! (`session_exists`, `session_lost`, `shutting_down`) are not acts, and a client's silence
+//! proves nothing either way: only what servers did is judged.
+
+use std::collections::BTreeMap;
+
+use match_server::probe::{Act, Fact, LeaseChange};
+use uuid::Uuid;
+
+use crate::oracle::{Invariant, Violation};
+use crate::probe::{FactRecord, Witness};
+
+/// Invariant 10 over the facts of a run: every act happened under the acting session's own
+/// lease. Returns the checks made and the violations found.
+pub fn check(records: &[FactRecord]) -> (u64, Vec<Violation>) {
+    let mut checks = 0;
+    let mut violations = Vec::new();
+    // Who took which player's lease, where and when: for the violations' details.
+    let mut taken: BTreeMap<String, (u64, &str)> = BTreeMap::new();
+    for record in records {
+        match (&record.fact, &record.witness) {
+            (
+                Fact::Lease {
+                    owner,
+                    change: LeaseChange::Taken,
+                    ..
+                },
+                _,
+            ) => {
+                taken.insert(owner.to_string(), (record.at_ms, record.host.as_str()));
+            }
+            (Fact::Acted { player, owner, act }, Some(Witness::LeaseHolder(holder))) => {
+                checks += 1;
+                if holder.as_deref() != Some(owner.to_string().as_str()) {
+                    let detail = illegal_act(record, *player, *owner, act, holder, &taken);
+                    violations.push(Violation {
+                        invariant: Invariant::OneSession,
+                        at_ms: record.at_ms,
+                        detail,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    (checks, violations)
+}
+
+/// The description of an act without the lease.
+fn illegal_act(
+    record: &FactRecord,
+    player: Uuid,
+    owner: Uuid,
+    act: &Act,
+    holder: &Option<String>,
+    taken: &BTreeMap<String, (u64, &str)>,
+) -> String {
+    let by = |token: &str| match taken.get(token) {
+        Some((at_ms, host)) => format!("session {token} (took it at {at_ms} ms on {host})"),
+        None => format!("session {token}"),
+    };
+    let lease = match holder {
+        Some(token) => format!("the lease was held by {}", by(token)),
+        None => "the player held no lease".to_owned(),
+    };
+    format!(
+        "player {player}: {} on {} acted ({}) while {lease}",
+        by(&owner.to_string()),
+        record.host,
+        describe(act)
+    )
+}
+
+/// An act, as a violation names it.
+fn describe(act: &Act) -> String {
+    match act {
+        Act::Enqueue { requested: true } => "ran the enqueue the client asked for".to_owned(),
+        Act::Enqueue { requested: false } => "re-enqueued the player on its own".to_owned(),
+        Act::ToldEnqueued => "told its client enqueued".to_owned(),
+        Act::ToldStartLoading { loading } => format!("told its client start_loading {loading}"),
+        Act::LoadingCompleted { loading } => format!("had loading_complete {loading} take effect"),
+    }
+}
+
+#[cfg(test)]
+#[path = "one_session_tests.rs"]
+mod tests;
