@@ -11,6 +11,8 @@ use crate::seams::AllocatorFaults;
 
 /// Mode index of `Normal_1v1` in the simulation's settings.
 const ONE_V_ONE: u8 = 0;
+/// Mode index of `Normal_2v2` in the simulation's settings.
+const TWO_V_TWO: u8 = 1;
 
 /// A player of `behavior` connecting to `server` at `start_ms`, loading in 300 ms.
 fn player(behavior: Behavior, server: u8, start_ms: u32) -> PlayerPlan {
@@ -82,6 +84,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             disconnect_racing_loading_complete(),
         ),
         ("loading_timeout", loading_timeout()),
+        (
+            "afk_player_removed_at_loading_timeout",
+            afk_player_removed_at_loading_timeout(),
+        ),
         ("allocation_failure", allocation_failure()),
         (
             "server_crash_with_players_loading",
@@ -205,6 +211,30 @@ fn loading_timeout() -> Scenario {
             player(Behavior::Normal, 0, 4_000),
         ],
     )
+}
+
+/// Seed 719533's loading loop, on stage: three players of a 2v2 load, the fourth never
+/// does. At the timeout the three are requeued (`loading_timeout`) and the AFK player is
+/// removed (`loading_not_completed`), so they are not grouped with it again. It enqueues
+/// once more - a new attempt - is grouped with them and removed again, and gives up; a
+/// newcomer then completes their match.
+fn afk_player_removed_at_loading_timeout() -> Scenario {
+    let in_2v2 = |behavior, start_ms| PlayerPlan {
+        mode: TWO_V_TWO,
+        ..player(behavior, 0, start_ms)
+    };
+    let afk = PlayerPlan {
+        rounds: 2,
+        ..in_2v2(Behavior::NeverCompletes, 400)
+    };
+    let players = vec![
+        in_2v2(Behavior::Normal, 100),
+        in_2v2(Behavior::Normal, 200),
+        in_2v2(Behavior::Normal, 300),
+        afk,
+        in_2v2(Behavior::Normal, 9_000),
+    ];
+    world(15, 1, players)
 }
 
 /// No game server is idle until the faults heal: players are told and requeued, then

@@ -113,7 +113,8 @@ fn clock_failure_during_try_match() {
 }
 
 /// Goal: a failing clock during the stale sweep postpones the sweep; once the clock is back
-/// the stale loading session is cancelled and both players are told.
+/// the stale loading session is cancelled and both players are told: the one who loaded
+/// `loading_timeout` (requeued), the one who never loads `loading_not_completed`.
 #[test]
 fn clock_failure_during_stale_sweep() {
     let (_, timeline) = run("clock_failure_during_stale_sweep");
@@ -125,7 +126,14 @@ fn clock_failure_during_stale_sweep() {
         .is_empty(),
         "{timeline}"
     );
-    assert!(lines_with(&timeline, &["<- error loading_timeout"]).len() >= 2);
+    assert_eq!(
+        lines_with(&timeline, &["P0 <- error loading_timeout"]).len(),
+        1
+    );
+    assert_eq!(
+        lines_with(&timeline, &["P1 <- error loading_not_completed"]).len(),
+        1
+    );
 }
 
 /// Goal: a disconnect during loading cancels the session; the other player is told with
@@ -155,17 +163,54 @@ fn disconnect_racing_loading_complete() {
     assert_eq!(lines_with(&timeline, &["P0 <- match_found"]).len(), 1);
 }
 
-/// Goal: a loading session nobody completes times out: both players get `loading_timeout`
-/// and are requeued, and the cooperative one is matched with a newcomer.
+/// Goal: a loading session one player never completes times out: the one who loaded gets
+/// `loading_timeout` and is requeued, the other gets `loading_not_completed` (never a
+/// "back in the queue" code) and is out of the queue; the cooperative one is matched with
+/// a newcomer, never grouped again with the absent one.
 #[test]
 fn loading_timeout() {
     let (_, timeline) = run("loading_timeout");
-    assert!(
-        !lines_with(&timeline, &["P0 <- error loading_timeout"]).is_empty(),
+    assert_eq!(
+        lines_with(&timeline, &["P0 <- error loading_timeout"]).len(),
+        1,
         "{timeline}"
     );
-    assert!(!lines_with(&timeline, &["P1 <- error loading_timeout"]).is_empty());
+    assert_eq!(
+        lines_with(&timeline, &["P1 <- error loading_not_completed"]).len(),
+        1
+    );
+    assert!(lines_with(&timeline, &["P1 <- error loading_timeout"]).is_empty());
+    assert_eq!(lines_with(&timeline, &["P1 <- start_loading"]).len(), 1);
     assert_eq!(lines_with(&timeline, &["P0 <- match_found"]).len(), 1);
+}
+
+/// Goal: seed 719533's loading loop cannot happen: three players of a 2v2 load, the fourth
+/// never does. At the timeout the three get `loading_timeout` and are requeued, the AFK
+/// player gets `loading_not_completed` and is not grouped with them again until it
+/// enqueues again (a new attempt, which ends the same way); a newcomer then completes
+/// their match.
+#[test]
+fn afk_player_removed_at_loading_timeout() {
+    let (_, timeline) = run("afk_player_removed_at_loading_timeout");
+    for loaded in ["P0", "P1", "P2"] {
+        let told = format!("{loaded} <- error loading_timeout");
+        assert_eq!(lines_with(&timeline, &[&told]).len(), 2, "{timeline}");
+        let found = format!("{loaded} <- match_found");
+        assert_eq!(lines_with(&timeline, &[&found]).len(), 1);
+    }
+    assert_eq!(
+        lines_with(&timeline, &["P3 <- error loading_not_completed"]).len(),
+        2
+    );
+    assert!(lines_with(&timeline, &["P3 <- error loading_timeout"]).is_empty());
+    // Grouped again only after each new attempt of its own: one per start_loading.
+    let attempts = lines_with(&timeline, &["P3 -> enqueue"]).len();
+    assert_eq!(attempts, 2);
+    assert_eq!(
+        lines_with(&timeline, &["P3 <- start_loading"]).len(),
+        attempts
+    );
+    assert!(lines_with(&timeline, &["requeued=3 removed=1"]).len() == 2);
 }
 
 /// Goal: with no idle game server the players get `no_server_available` and are requeued;
@@ -206,6 +251,63 @@ fn graceful_shutdown_with_players_loading() {
     );
     assert!(lines_with(&timeline, &["stale loading session swept"]).is_empty());
     assert_eq!(lines_with(&timeline, &["<- match_found"]).len(), 2);
+}
+
+/// The frozen scenario files of seeds whose failures were fixed (`sim/regressions/`), by
+/// name, with their timelines.
+fn regressions() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario: match_sim::scenario::Scenario = serde_json::from_str(&text).unwrap();
+            let report = world::run(&scenario, &RunConfig::default());
+            let timeline = render_replay(&report, false);
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                report.passed(),
+                "regression {name} fails again:\n{timeline}"
+            );
+            (name, timeline)
+        })
+        .collect()
+}
+
+/// Goal: every frozen regression case passes, for the reason it was fixed: 211246's
+/// refusal that a crash swallowed is a refusal (no act of the second connection), 216272's
+/// second connection held the lease only after the first instance shut down, and 719533's
+/// AFK player is removed at each timeout while those who loaded are requeued.
+#[test]
+fn frozen_regressions_pass_for_the_right_reason() {
+    let timelines: std::collections::BTreeMap<String, String> = regressions().into_iter().collect();
+    let timeline = |name: &str| timelines.get(name).unwrap().as_str();
+    let crash = timeline("seed-211246");
+    assert_eq!(
+        lines_with(crash, &["server-2", "player=P7", "close=SessionExists"]).len(),
+        1,
+        "{crash}"
+    );
+    assert_eq!(lines_with(crash, &["server-2 crashes"]).len(), 1);
+    let shutdown = timeline("seed-216272");
+    assert_eq!(lines_with(shutdown, &["server-1 shuts down"]).len(), 1);
+    assert!(!lines_with(shutdown, &["P1 <- error session_exists"]).is_empty());
+    let afk = timeline("seed-719533");
+    assert!(!lines_with(afk, &["P8 <- error loading_not_completed"]).is_empty());
+    assert!(
+        lines_with(afk, &["P8 <- error loading_timeout"]).is_empty(),
+        "{afk}"
+    );
+    for loaded in ["P3", "P4", "P7"] {
+        let told = format!("{loaded} <- error loading_timeout");
+        assert!(!lines_with(afk, &[&told]).is_empty(), "{afk}");
+    }
 }
 
 /// Goal: every named scenario has a test here (a new one cannot be added unreviewed).
