@@ -120,14 +120,15 @@ async fn players_match_through_a_pubsub_outage() {
     drop(server);
 }
 
-/// Goal: a player requeued by the loading timeout is told `loading_timeout` even when the
-/// notice carrying that reason is lost and the session learns of the requeue from Redis.
+/// Goal: at a loading timeout the player who loaded is told `loading_timeout` and the one
+/// who did not `loading_not_completed`, even when the notices carrying those reasons are
+/// lost and the sessions learn of the outcome from their entries in Redis.
 ///
 /// Without an outage the same happens whenever a session's periodic resync lands between
-/// the requeue and its notice; the same loss hits `no_server_available`,
+/// the timeout and its notice; the same loss hits `no_server_available`,
 /// `allocation_failed` and `allocation_timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loading_timeout_reason_survives_a_lost_notice() {
+async fn loading_timeout_reasons_survive_a_lost_notice() {
     let env = TestEnv::new();
     let redis = env.inspector().await;
     let user = AclUser::create(&env, &redis).await;
@@ -139,9 +140,10 @@ async fn loading_timeout_reason_survives_a_lost_notice() {
     let (mut b, _) = Client::enqueued(server.addr, "b", MODE_1V1).await;
     let loading = a.expect_start_loading().await;
     assert_eq!(b.expect_start_loading().await, loading);
-    // Nobody reports loading_complete: the sweep cancels the session at its deadline.
+    // Only `a` reports loading_complete: the sweep ends the session at its deadline.
+    a.loading_complete(loading).await;
     a.expect_error("loading_timeout").await;
-    b.expect_error("loading_timeout").await;
+    b.expect_error("loading_not_completed").await;
 }
 
 /// Goal: a player requeued by the loading timeout is told `loading_timeout` even when the
@@ -172,11 +174,14 @@ async fn loading_timeout_reason_survives_a_faster_rematch() {
     let (mut b, _) = Client::enqueued(matcher.addr, "b", MODE_1V1).await;
     let first = a.expect_start_loading().await;
     assert_eq!(b.expect_start_loading().await, first);
-    // Nobody reports loading_complete: the sweeper cancels the session at its deadline and
-    // the matcher puts the requeued pair into a new one within a match interval.
+    // A third player waits alone meanwhile.
+    let (mut c, _) = Client::enqueued(matcher.addr, "c", MODE_1V1).await;
+    // Only `a` loads: the sweeper ends the session at its deadline, requeues `a`, removes
+    // `b`, and the matcher puts `a` with `c` into a new one within a match interval.
+    a.loading_complete(first).await;
     a.expect_error("loading_timeout").await;
-    b.expect_error("loading_timeout").await;
+    b.expect_error("loading_not_completed").await;
     let second = a.expect_start_loading().await;
     assert_ne!(second, first);
-    assert_eq!(b.expect_start_loading().await, second);
+    assert_eq!(c.expect_start_loading().await, second);
 }

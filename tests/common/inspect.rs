@@ -21,10 +21,11 @@ pub struct Inspector {
     registry_prefix: String,
 }
 
-/// Where a player's entry (`state|mode|owner|lease|loading|session|address`) says it is.
+/// Where a player's entry
+/// (`state|mode|owner|lease|loading|session|address|ended|reason`) says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// `queued`, `loading` or `matched`.
+    /// `queued`, `loading`, `matched` or `removed`.
     pub state: String,
     /// The game mode.
     pub mode: String,
@@ -34,6 +35,10 @@ pub struct Entry {
     pub session: String,
     /// The game server address (empty unless matched).
     pub address: String,
+    /// The last loading session the player was requeued or removed from (may be empty).
+    pub ended: String,
+    /// The code the player was told when that session ended (may be empty).
+    pub reason: String,
 }
 
 impl Entry {
@@ -46,6 +51,8 @@ impl Entry {
             loading: field(4),
             session: field(5),
             address: field(6),
+            ended: field(7),
+            reason: field(8),
         }
     }
 }
