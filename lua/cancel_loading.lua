@@ -2,12 +2,16 @@
 -- Used when a player leaves, when allocation fails and by the stale sweep. With ARGV[8] = '1'
 -- (the loading timeout) only the players who loaded are requeued: the others are taken out of
 -- the queue (entry state 'removed', with the loading id and ARGV[9] as the reason), so a player
--- who does not load cannot hold the others hostage.
+-- who does not load cannot hold the others hostage. That holds for an entry whose lease ran out
+-- too (its instance may have failed to renew it, e.g. its clock failed, while its session
+-- lives): it gets the lease ARGV[10], so its session, if alive, learns why instead of finding
+-- its entry gone and re-enqueueing; a dead session's entry is swept when that lease runs out.
 -- KEYS[1] loading hash, KEYS[2] players hash, KEYS[3] loading index set, KEYS[4] queue set of the mode
 -- ARGV[1] loading id, ARGV[2] leaving player id or '', ARGV[3] leaving owner or '',
 -- ARGV[4] now_ms, ARGV[5] only_if_expired ('1' or '0'), ARGV[6] only_if_allocating ('1' or '0'),
 -- ARGV[7] the reason requeued players are told (an error code), kept in their entries,
--- ARGV[8] remove the players who did not load ('1' or '0'), ARGV[9] the reason they are told
+-- ARGV[8] remove the players who did not load ('1' or '0'), ARGV[9] the reason they are told,
+-- ARGV[10] the lease deadline_ms a removed entry whose lease had run out gets
 -- Reply: {'cancelled', dropped, requeued_count, pid1, owner1, ...} (the first requeued_count
 --        pairs were requeued, the rest removed) | {'not_expired'} | {'not_member'} | {'gone'}
 local now_ms = tonumber(ARGV[4])
@@ -36,15 +40,19 @@ local dropped = 0
 for _, pid in ipairs(loading_players(KEYS[1])) do
   local p = get_player(KEYS[2], pid)
   local ours = p and p.state == 'loading' and p.loading == ARGV[1]
+  local unready = remove_unready and redis.call('HGET', KEYS[1], 'ready:' .. pid) ~= '1'
   if pid == leaving then
     redis.call('HDEL', KEYS[2], pid)
-  elseif ours and is_live(p, now_ms) then
+  elseif ours and (unready or is_live(p, now_ms)) then
     p.loading = ''
     p.mode = mode
     p.ended = ARGV[1]
-    if remove_unready and redis.call('HGET', KEYS[1], 'ready:' .. pid) ~= '1' then
+    if unready then
       p.state = 'removed'
       p.reason = ARGV[9]
+      if not is_live(p, now_ms) then
+        p.lease_raw = ARGV[10]
+      end
       removed[#removed + 1] = { pid, p.owner }
     else
       p.state = 'queued'

@@ -7,7 +7,9 @@ local now_ms = tonumber(ARGV[4])
 local p = get_player(KEYS[2], ARGV[1])
 if p then
   local live = is_live(p, now_ms)
-  if live and p.owner ~= ARGV[2] then
+  -- A 'removed' entry only records why its session's player left the queue; it holds no
+  -- place, so another session of the player (which holds the player lease now) replaces it.
+  if live and p.owner ~= ARGV[2] and p.state ~= 'removed' then
     return { 'taken' }
   end
   if p.owner == ARGV[2] and (p.state == 'queued' or p.state == 'loading') then

@@ -39,6 +39,28 @@ async fn live_entry_of_another_session_makes_the_player_busy() {
     );
 }
 
+/// Goal: the entry a loading timeout left for a player who did not load (`removed`, still
+/// within its lease, owned by the session that was playing then) holds no place: a new
+/// session of the player enqueues at once instead of meeting `player_busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_entry_of_another_session_does_not_make_the_player_busy() {
+    let env = TestEnv::new();
+    let redis = env.inspector().await;
+    let server = TestServer::start(env.settings()).await;
+    let player = common::new_player();
+    let (old_session, old_loading) = (common::new_player(), common::new_player());
+    let deadline_ms = common::env::now_ms() + 60_000;
+    redis
+        .plant_removed_entry(player, MODE_1V1, old_session, deadline_ms, old_loading)
+        .await;
+    let mut client = Client::connect_as(server.addr, "back", player).await;
+    client.enqueue(player, MODE_1V1).await;
+    client.expect(Msg::Enqueued).await;
+    assert!(redis.in_queue(MODE_1V1, player).await);
+    let entry = redis.entry(player).await.expect("the new entry");
+    assert_eq!(entry.state, "queued");
+}
+
 /// Goal: with limits.max_queue_len = 1, a second player of the mode gets `error
 /// queue_full` and is not queued; another mode's queue is not affected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -282,8 +282,10 @@ fn regressions() -> Vec<(String, String)> {
 
 /// Goal: every frozen regression case passes, for the reason it was fixed: 211246's
 /// refusal that a crash swallowed is a refusal (no act of the second connection), 216272's
-/// second connection held the lease only after the first instance shut down, and 719533's
-/// AFK player is removed at each timeout while those who loaded are requeued.
+/// second connection held the lease only after the first instance shut down, 719533's AFK
+/// player is removed at each timeout while those who loaded are requeued, and in 2902
+/// (skewed clocks) and 7350 (a failing clock) a player who had not loaded is removed even
+/// though its entry's lease had run out, instead of being re-enqueued by its session.
 #[test]
 fn frozen_regressions_pass_for_the_right_reason() {
     let timelines: std::collections::BTreeMap<String, String> = regressions().into_iter().collect();
@@ -308,6 +310,22 @@ fn frozen_regressions_pass_for_the_right_reason() {
         let told = format!("{loaded} <- error loading_timeout");
         assert!(!lines_with(afk, &[&told]).is_empty(), "{afk}");
     }
+    let skewed = timeline("seed-2902");
+    assert_eq!(
+        lines_with(skewed, &["P1 <- error loading_not_completed"]).len(),
+        1,
+        "{skewed}"
+    );
+    assert!(lines_with(skewed, &["P1 <- error loading_cancelled"]).is_empty());
+    let clock = timeline("seed-7350");
+    assert_eq!(
+        lines_with(clock, &["P3 <- error loading_not_completed"]).len(),
+        1,
+        "{clock}"
+    );
+    // P0's last loading_complete took effect once the clock was back: it had loaded.
+    assert!(lines_with(clock, &["P0 <- error loading_not_completed"]).is_empty());
+    assert_eq!(lines_with(clock, &["P0 <- match_found"]).len(), 1);
 }
 
 /// Goal: every named scenario has a test here (a new one cannot be added unreviewed).

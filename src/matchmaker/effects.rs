@@ -182,6 +182,7 @@ impl Matchmaker {
             .players_per_match(mode)
             .ok_or(EffectError::Unavailable)?;
         let now_ms = self.now_ms("cancel_loading")?;
+        let removed_lease_ms = now_ms.saturating_add(self.settings.timing.lease_ttl_ms);
         let (leaving_player, leaving_owner) = leaving
             .map(|(player, owner)| (player.to_string(), owner.to_string()))
             .unwrap_or_default();
@@ -204,6 +205,7 @@ impl Matchmaker {
             reason.as_str().to_owned(),
             flag(remove_unready),
             ErrorCode::LoadingNotCompleted.as_str().to_owned(),
+            removed_lease_ms.to_string(),
         ];
         let parse = |reply: &Reply| parse_cancel(reply, need);
         let cause = match (leaving, when) {

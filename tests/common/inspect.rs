@@ -331,6 +331,28 @@ impl Inspector {
             .await;
     }
 
+    /// Writes the entry a loading timeout leaves for a player who did not load (`removed`
+    /// from `loading`), owned by the session `owner`, with a lease until `deadline_ms`.
+    pub async fn plant_removed_entry(
+        &self,
+        player: Uuid,
+        mode: &str,
+        owner: Uuid,
+        deadline_ms: u64,
+        loading: Uuid,
+    ) {
+        let entry =
+            format!("removed|{mode}|{owner}|{deadline_ms}||||{loading}|loading_not_completed");
+        let _: i64 = self
+            .query(
+                redis::cmd("HSET")
+                    .arg(self.keys.players())
+                    .arg(player.to_string())
+                    .arg(entry),
+            )
+            .await;
+    }
+
     /// Publishes a notice without targets on the channel of `mode` (every instance ignores
     /// it); returns how many subscribers received it, i.e. how many instances of this key
     /// prefix are listening.
