@@ -38,8 +38,7 @@ pub enum Invariant {
     MatchInTime,
     /// 9. Redis holds no loading session or lock past its timeout.
     NoStaleState,
-    /// 10. At most one live session acts for a player: every act of a session happens
-    /// under its own player lease.
+    /// 10. At most one live session acts for a player (every act under its own lease).
     OneSession,
     /// 11. No player is sent through loading again without a cause the trace explains.
     LoadingAgain,
