@@ -416,3 +416,93 @@ fn not_at_rest_while_a_player_is_lost() {
     };
     assert!(oracle.is_at_rest(10_000, &queued, 2_000));
 }
+
+/// Goal: the end of a run waits for notices in flight, and only for them: a client whose
+/// loading session was just swept and regrouped (its `loading_timeout` and new
+/// `start_loading` still on their way, seed 719533 at its budget's end) differs from Redis
+/// until they arrive, then agrees; a client that never hears them is still flagged by
+/// invariant 7 - the wait hides no stuck player. A client told `loading_not_completed`
+/// agrees with its `removed` entry.
+#[test]
+fn views_differ_while_notices_are_in_flight() {
+    let (first, second) = (id(50), id(51));
+    let mut oracle = oracle_with_players(&[1, 2]);
+    for player in [1, 2] {
+        let p = id(player);
+        oracle.client_event(p, 10, ClientEvent::Connected);
+        oracle.client_event(p, 11, ClientEvent::SentEnqueue);
+        oracle.client_event(p, 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+        let start = ServerMessage::StartLoading {
+            loading_session_id: first,
+        };
+        oracle.client_event(p, 20, ClientEvent::Received(start));
+    }
+    let removed = Place::Removed {
+        loading: first,
+        code: ErrorCode::LoadingNotCompleted,
+    };
+    let view = RedisView {
+        now_ms: 1_000,
+        loadings: BTreeMap::from([(second, loading_view(&[1, 3]))]),
+        entries: BTreeMap::from([
+            (id(1), entry(Place::Loading { loading: second }, 5_000)),
+            (id(2), entry(removed, 5_000)),
+        ]),
+        ..RedisView::default()
+    };
+    assert!(
+        oracle.views_differ(&view),
+        "player 1's notices are in flight"
+    );
+    let timeout = ServerMessage::error(ErrorCode::LoadingTimeout);
+    oracle.client_event(id(1), 30, ClientEvent::Received(timeout));
+    let start = ServerMessage::StartLoading {
+        loading_session_id: second,
+    };
+    oracle.client_event(id(1), 30, ClientEvent::Received(start));
+    assert!(!oracle.views_differ(&view), "{:?}", oracle.violations());
+    // Player 2 never hears of its removal: its view still matches (the removal of the
+    // session it loads), until it is told; a player left believing it waits is stuck.
+    let told = ServerMessage::error(ErrorCode::LoadingNotCompleted);
+    oracle.client_event(id(2), 31, ClientEvent::Received(told));
+    assert!(!oracle.views_differ(&view));
+    let mut stuck = oracle_with_players(&[1]);
+    stuck.client_event(id(1), 10, ClientEvent::Connected);
+    stuck.client_event(id(1), 11, ClientEvent::SentEnqueue);
+    stuck.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+    let nowhere = RedisView {
+        now_ms: 1_000,
+        entries: BTreeMap::from([(id(1), entry(removed_place(), 5_000))]),
+        ..RedisView::default()
+    };
+    assert!(stuck.views_differ(&nowhere));
+    stuck.check_no_one_lost(2_000, &nowhere);
+    assert!(flagged(&stuck, Invariant::NoOneLost, Some(1)));
+    assert_eq!(oracle.violations(), &[]);
+}
+
+fn removed_place() -> Place {
+    Place::Removed {
+        loading: id(50),
+        code: ErrorCode::LoadingNotCompleted,
+    }
+}
+
+/// Goal: `loading_not_completed` is legal for a loading client, and for a waiting one
+/// whose `start_loading` never arrived; it is illegal for an idle client (nothing to be
+/// removed from).
+#[test]
+fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let told = || ClientEvent::Received(ServerMessage::error(ErrorCode::LoadingNotCompleted));
+    for player in [1, 2] {
+        oracle.client_event(id(player), 10, ClientEvent::Connected);
+    }
+    oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
+    oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
+    oracle.client_event(id(1), 20, told());
+    assert_eq!(oracle.client_state(id(1)), Some(ClientState::Idle));
+    assert_eq!(oracle.violations(), &[]);
+    oracle.client_event(id(2), 20, told());
+    assert!(flagged(&oracle, Invariant::LegalMessages, Some(2)));
+}
