@@ -67,6 +67,10 @@ pub fn write_html(path: &Path, report: &RunReport) -> Result<(), String> {
 
 /// Opens the records file and writes its header line.
 fn open_records(path: &Path, options: &FuzzOptions, args: &str) -> Result<std::fs::File, String> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    }
     let mut file = std::fs::File::create(path)
         .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
     let header = Line::Campaign(CampaignHeader {
