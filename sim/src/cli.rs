@@ -237,6 +237,15 @@ pub fn merge(
     for problem in &coverage.problems {
         println!("INCOMPLETE: {problem}");
     }
+    let mut commits: Vec<&str> = headers.iter().map(|h| h.commit.as_str()).collect();
+    commits.sort_unstable();
+    commits.dedup();
+    if commits.len() > 1 {
+        println!(
+            "MIXED commits (seeds may not replay alike): {}",
+            commits.join(", ")
+        );
+    }
     if !coverage.duplicates.is_empty() {
         println!("DUPLICATE seeds (counted once): {:?}", coverage.duplicates);
     }

@@ -49,6 +49,8 @@ struct Data {
 struct LaneData {
     /// Short name (`P0`, `server-1`, `redis`).
     name: String,
+    /// What the lane's label says (`P0 flood`).
+    label: String,
     /// What it is (`player`, `server`, `redis`, `allocator`, `world`).
     kind: &'static str,
     /// What the label's hover says.
@@ -336,6 +338,7 @@ impl Lanes {
         let text = render_replay(report, false);
         let mut data = vec![LaneData {
             name: "world".into(),
+            label: "world".into(),
             kind: "world",
             detail: "the world: heal, rest, events without a better lane".into(),
         }];
@@ -350,6 +353,7 @@ impl Lanes {
                 .unwrap_or_default();
             data.push(LaneData {
                 name: format!("P{index}"),
+                label: format!("P{index} {}", player.behavior.name()),
                 kind: "player",
                 detail: format!("{detail} (on {host})"),
             });
@@ -359,6 +363,7 @@ impl Lanes {
         for index in 0..usize::from(scenario.servers.max(1)) {
             data.push(LaneData {
                 name: format!("server-{index}"),
+                label: format!("server-{index}"),
                 kind: "server",
                 detail: format!("match-server instance server-{index}"),
             });
@@ -366,11 +371,13 @@ impl Lanes {
         let redis = data.len();
         data.push(LaneData {
             name: "redis".into(),
+            label: "redis".into(),
             kind: "redis",
             detail: "the shared Redis (fake, running the service's Lua scripts)".into(),
         });
         data.push(LaneData {
             name: "allocator".into(),
+            label: "allocator".into(),
             kind: "allocator",
             detail: "the game-server allocator".into(),
         });
