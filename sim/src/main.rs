@@ -203,35 +203,7 @@ struct FuzzArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Fuzz(args) => {
-            let jobs = args.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
-            let shrink = (!args.no_shrink).then_some(Budget {
-                max_runs: args.shrink_runs,
-                max_wall: std::time::Duration::from_secs(args.shrink_secs),
-            });
-            let options = FuzzOptions {
-                seeds: args.seeds,
-                start: args.start,
-                shard: args.shard,
-                jobs,
-                check_determinism: args.check_determinism,
-                shape: args.shape.shape(),
-                config: args.shape.config(),
-                shrink,
-                commit: cli::commit(args.commit.clone()),
-            };
-            let output = cli::FuzzOutput {
-                quiet: args.quiet,
-                jsonl: args.jsonl.clone(),
-                html_dir: (!args.no_html).then(|| args.html_dir.clone()),
-                replay_args: args.shape.as_args(),
-            };
-            cli::fuzz(&options, &output)
-        }
+        Command::Fuzz(args) => fuzz(&args),
         Command::Merge {
             files,
             timelines,
@@ -277,6 +249,37 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `fuzz`: the options from the arguments, then the campaign.
+fn fuzz(args: &FuzzArgs) -> ExitCode {
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let shrink = (!args.no_shrink).then_some(Budget {
+        max_runs: args.shrink_runs,
+        max_wall: std::time::Duration::from_secs(args.shrink_secs),
+    });
+    let options = FuzzOptions {
+        seeds: args.seeds,
+        start: args.start,
+        shard: args.shard,
+        jobs,
+        check_determinism: args.check_determinism,
+        shape: args.shape.shape(),
+        config: args.shape.config(),
+        shrink,
+        commit: cli::commit(args.commit.clone()),
+    };
+    let output = cli::FuzzOutput {
+        quiet: args.quiet,
+        jsonl: args.jsonl.clone(),
+        html_dir: (!args.no_html).then(|| args.html_dir.clone()),
+        replay_args: args.shape.as_args(),
+    };
+    cli::fuzz(&options, &output)
 }
 
 fn fail(message: &str) -> ExitCode {
