@@ -366,13 +366,14 @@ fn shrink(
     let report = world::run(&shrunk.scenario, &structured);
     let (signature, description) = shrunk.signature();
     println!(
-        "minimal scenario after {} runs{}: signature {signature}: {description}",
+        "minimal scenario after {} runs{}: {}\nsignature {signature}: {description}",
         shrunk.runs,
         if shrunk.cut_by_time {
             " (cut short by --max-secs)"
         } else {
             ""
-        }
+        },
+        match_sim::shrink::needs(&shrunk.scenario)
     );
     print!("{}", campaign::render_shrunk(&report));
     let html = path.with_extension("html");

@@ -142,8 +142,12 @@ pub enum Outcome {
 pub struct ShrunkRecord {
     /// Short id of the failure group (hex of a hash of `description`).
     pub signature: String,
-    /// The failure group in words: invariant, fault kinds and behaviours it needs.
+    /// The failure group in words: the invariant and the shape of the violation the shrunk
+    /// scenario ends in (ids, numbers and times masked).
     pub description: String,
+    /// What the shrunk scenario still has on: fault kinds and behaviours other than normal.
+    #[serde(default)]
+    pub needs: String,
     /// Players in the shrunk scenario.
     pub players: usize,
     /// Servers in the shrunk scenario.
@@ -474,8 +478,13 @@ fn render_failures(summary: &Summary, options: &RenderOptions) -> String {
         out.push_str(&format!("  seeds: {}\n", list_seeds(&group.seeds)));
         match &first.shrunk {
             Some(shrunk) => out.push_str(&format!(
-                "  signature {}: {}\n  shrunk to {} players on {} servers in {} runs\n",
-                shrunk.signature, shrunk.description, shrunk.players, shrunk.servers, shrunk.runs
+                "  signature {}: {}\n  shrunk to {} players on {} servers in {} runs; {}\n",
+                shrunk.signature,
+                shrunk.description,
+                shrunk.players,
+                shrunk.servers,
+                shrunk.runs,
+                shrunk.needs
             )),
             None => out.push_str("  not shrunk\n"),
         }

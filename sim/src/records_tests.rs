@@ -43,7 +43,8 @@ fn fail(seed: u64, invariant: &str, signature: &str) -> SeedRecord {
         broken: vec![invariant.into()],
         shrunk: Some(ShrunkRecord {
             signature: signature.into(),
-            description: format!("{invariant}; faults: x; behaviours: none"),
+            description: format!("{invariant}: player <id> lost"),
+            needs: "faults: server_crash; behaviours: none".into(),
             players: 4,
             servers: 2,
             scenario_hash: "00".into(),

@@ -482,6 +482,40 @@ mod tests {
         assert!(!script.split("</script>").next().unwrap().contains("</"));
     }
 
+    /// Goal: a violation's ids are named as the timeline names them (`P0`, `#n`), so the
+    /// events that name the same ids - the player's frames, the script calls carrying its
+    /// id - are the ones highlighted.
+    #[test]
+    fn violations_name_the_events_to_highlight() {
+        let scenario = crate::named::get("loading_timeout").unwrap();
+        let config = RunConfig {
+            structured: true,
+            ..RunConfig::default()
+        };
+        let mut report = world::run(&scenario, &config);
+        let player = scenario.player_ids()[1];
+        report.violations.push(crate::oracle::Violation {
+            invariant: crate::oracle::Invariant::NoOneLost,
+            at_ms: 9_000,
+            detail: format!("player {player} waits but Redis has it nowhere"),
+        });
+        let data = build(&report);
+        assert_eq!(data.violations[0].ids, ["P1"]);
+        assert!(data.violations[0].text.contains("player P1 waits"));
+        let named = |ids: &[String]| ids.iter().any(|id| id == "P1");
+        let frames = data
+            .flows
+            .iter()
+            .filter(|f| f.kind == FlowKind::FrameOut && named(&f.ids));
+        assert!(frames.count() >= 3, "P1's frames are highlighted");
+        assert!(
+            data.flows
+                .iter()
+                .any(|f| f.kind == FlowKind::Script && named(&f.ids)),
+            "script calls carrying P1's id are highlighted"
+        );
+    }
+
     /// Goal: structured recording changes neither the text timeline nor the trace hash
     /// (other work compares trace hashes across refactors).
     #[test]
