@@ -656,6 +656,8 @@ fn the_recorder_is_transparent() {
         "return redis.pcall('GET', KEYS[1])",
         "return {redis.pcall('SPOP', KEYS[1], 'x')}",
         "return redis.call('SPOP', KEYS[1], -1)",
+        "redis.call('SPOP', KEYS[1], -1) return 'not reached'",
+        "redis.call('SRANDMEMBER', KEYS[1], 'x') return 'not reached'",
         "return redis.call('SPOP')",
         "return redis.call('NOSUCH')",
         "return redis.call(1)",
