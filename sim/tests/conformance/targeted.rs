@@ -674,9 +674,12 @@ fn the_recorder_is_transparent() {
             .collect();
         let plain = real.run(&argv);
         let (recorded, _) = real.run_recorded(&argv, &log_key);
-        if let Err(mismatch) = compare(Shape::Exact, &recorded, &plain) {
-            panic!("the recorder changed {source:?}:\n{mismatch}");
-        }
+        assert!(
+            compare(Shape::Exact, &recorded, &plain).is_ok(),
+            "the recorder changed {source:?}:\n  with it:    {}\n  without it: {}",
+            render(&recorded),
+            render(&plain)
+        );
     }
     real.delete_namespace(&namespace);
 }
