@@ -6,9 +6,13 @@
 //! - [`generated_sequences_match_redis`]: proptest sequences over every command the
 //!   service and its scripts use, interleaved with EVALs of every `lua/` script with
 //!   generated KEYS and ARGV (right and wrong arity, wrong types, odd values). At least
-//!   1,000 cases per run from a fixed seed; on a mismatch proptest shrinks the sequence
-//!   and the test prints the minimal one with both servers' replies.
-//! - `targeted`: the Lua <-> reply conversions, one plain test per rule.
+//!   1,000 cases per run from a fixed seed; wherever Redis chooses (SPOP, SRANDMEMBER,
+//!   and inside scripts also free orders and SCAN pages) it runs first and the fake
+//!   follows its choices, so one seed gives one verdict. On a mismatch proptest shrinks
+//!   the sequence and the test prints the minimal one with both servers' replies,
+//!   Redis's choices and the command that replays the run.
+//! - `targeted`: the Lua <-> reply conversions, one plain test per rule, and the
+//!   choices Redis makes inside scripts (issue 15's sequence, the recorder).
 //! - `differences`: each difference `docs/fake-redis.md` lists and a test can observe is
 //!   still there, so the document cannot go stale silently.
 //!
@@ -54,7 +58,7 @@ const DEFAULT_SEED: u64 = 0x00C0_FFEE_2024;
 const MAX_SHRINK_ITERS: u32 = 4_096;
 /// How long a run's claim on its seed's namespace lasts if the run dies without letting
 /// go (a shared server); longer than any run.
-const CLAIM_TTL_SECONDS: &str = "21600";
+const CLAIM_TTL_SECONDS: &str = "3600";
 
 /// A number from the environment, or `default`; a value that does not parse fails loudly
 /// rather than silently running the default.
