@@ -7,6 +7,8 @@
 # Installs and starts Redis itself when MATCH_TEST_REDIS_URL is not set.
 #   MATCH_SIM_CI_SEEDS        seeds of the campaign (default 2000)
 #   MATCH_SIM_CI_DETERMINISM  seeds run twice to compare trace hashes (default 200)
+#   CONFORMANCE_CASES         conformance cases per seed (default 1000); the suite runs from
+#                             its fixed seed and from one derived from the commit hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +49,22 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "cargo test (unit, integration on $MATCH_TEST_REDIS_URL, conformance, named scenarios)"
 cargo test --workspace --release
+
+# The run above checks the conformance suite from its fixed seed, the same cases every
+# time. One more run from a seed derived from the commit explores new cases as the code
+# changes; any failure replays with the command printed here (and in the failure itself).
+if commit=$(git rev-parse HEAD 2>/dev/null); then
+  conformance_seed=$(( 16#${commit:0:15} ))   # 60 bits of the hash: a valid u64
+else
+  commit="unknown (git unavailable)"
+  conformance_seed=20261130
+fi
+conformance_cases=${CONFORMANCE_CASES:-1000}
+step "conformance suite from the commit's seed $conformance_seed (commit $commit)"
+printf 'replay: CONFORMANCE_CASES=%s CONFORMANCE_SEED=%s scripts/with-redis.sh cargo test --release -p match-sim --test conformance generated_sequences_match_redis\n' \
+  "$conformance_cases" "$conformance_seed" >&2
+CONFORMANCE_CASES=$conformance_cases CONFORMANCE_SEED=$conformance_seed \
+  cargo test --release -p match-sim --test conformance generated_sequences_match_redis
 
 # The release match-sim that `cargo test` just built for the sim's own tests. `cargo run`
 # would build a second copy of the workspace: without the tests' dev-dependency features

@@ -14,11 +14,12 @@
 //! - [`allocator`]: dedicated game server allocation (registry + HTTP).
 //! - [`store`], [`scripts`], [`keys`]: the Redis seam, the Lua scripts and key names.
 //! - [`clock`]: the time and identity seams.
+//! - [`probe`]: typed facts about the service's decisions, for the simulation's oracle.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`limits`]: every fixed bound the service enforces.
 //!
-//! The seams ([`store::Store`], [`clock::Clock`], [`clock::Ids`], [`allocator::Allocator`]
-//! and [`server::Listener`]) are the only doors to the world; nothing here knows whether it
+//! The seams ([`store::Store`], [`clock::Clock`], [`clock::Ids`], [`allocator::Allocator`],
+//! [`probe::Probe`] and [`server::Listener`]) are the only doors to the world; nothing here knows whether it
 //! runs in production or in the simulation.
 
 pub mod allocator;
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod matchmaker;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod protocol;
 pub mod scripts;
 pub mod server;

@@ -13,6 +13,7 @@ use match_server::clock::{Clock, RandomIds, SystemClock};
 use match_server::config::{ENV_PREFIX, Settings};
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
+use match_server::probe::NoProbe;
 use match_server::server;
 use match_server::store::redis_store::RedisStore;
 
@@ -200,6 +201,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         clock: Arc::new(SystemClock),
         ids,
         allocator: Arc::new(allocator),
+        probe: Arc::new(NoProbe),
     };
     let ended = server::run(listener, Arc::new(settings), deps, shutdown_signal()).await;
     if ended.clean {

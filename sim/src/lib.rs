@@ -9,6 +9,7 @@
 //! - [`oracle`]: the invariants, checked during and after the run.
 //! - [`fake_redis`]: the in-memory Redis that runs the service's own Lua scripts.
 //! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
+//! - [`probe`]: the service's typed facts (locks, leases, ...), stamped for the oracle.
 //! - [`trace`]: the event log, canonical text and hash.
 //! - [`flow`]: structured events (arrows, fault windows) beside the trace, for the picture.
 //! - [`recording`]: Store and Allocator wrappers that record those events at the seams.
@@ -29,6 +30,7 @@ pub mod named;
 pub mod oracle;
 pub mod panics;
 pub mod player;
+pub mod probe;
 pub mod recording;
 pub mod records;
 pub mod redis_view;

@@ -1,4 +1,4 @@
-//! Reads the fake Redis into the oracle's [`RedisView`], and lock events out of the trace.
+//! Reads the fake Redis into the oracle's [`RedisView`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,8 +6,7 @@ use match_server::matchmaker::entry::PlayerEntry;
 use uuid::Uuid;
 
 use crate::fake_redis::{Entry, FakeRedis, Value};
-use crate::oracle::{LoadingView, LockEvent, RedisView};
-use crate::trace::TraceEvent;
+use crate::oracle::{LoadingView, RedisView};
 
 /// The matchmaking data under `prefix` as the oracle needs it, read in place (no copy of
 /// the keyspace: the oracle looks every 100 ms of sim time).
@@ -79,35 +78,4 @@ fn loading(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingView {
             .filter_map(|id| Uuid::parse_str(id).ok())
             .collect(),
     }
-}
-
-/// The service's `lock acquired` / `lock releasing` events, in order.
-pub fn lock_events(trace: &[TraceEvent]) -> Vec<LockEvent> {
-    trace
-        .iter()
-        .filter_map(|event| {
-            let acquired = event.text.contains("lock acquired");
-            if !acquired && !event.text.contains("lock releasing") {
-                return None;
-            }
-            let field = |name: &str| {
-                event
-                    .text
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix(name))
-                    .map(str::to_owned)
-            };
-            let ttl = if acquired {
-                Some(field("valid_ms=")?.parse().ok()?)
-            } else {
-                None
-            };
-            Some(LockEvent {
-                at_ms: event.at_ms,
-                mode: field("mode=")?,
-                token: field("token=")?,
-                acquired_valid_ms: ttl,
-            })
-        })
-        .collect()
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::Matchmaker;
 use super::replies::parse_release;
 use crate::metrics::Family;
+use crate::probe::Fact;
 use crate::scripts::SCRIPTS;
 
 /// Part of the TTL a holder gives up, in percent, to absorb clock drift between it and Redis.
@@ -58,6 +59,11 @@ impl Matchmaker {
                     .saturating_duration_since(Instant::now())
                     .as_millis();
                 tracing::debug!(mode, %token, valid_ms, "lock acquired");
+                self.record(Fact::LockAcquired {
+                    mode: mode.to_owned(),
+                    token,
+                    valid_ms: u64::try_from(valid_ms).unwrap_or(u64::MAX),
+                });
                 Some(LockGuard {
                     key,
                     token,
@@ -81,6 +87,10 @@ impl Matchmaker {
     /// From the moment this is called the holder no longer acts under the lock.
     pub async fn release_lock(&self, guard: LockGuard) {
         tracing::debug!(mode = %guard.mode, token = %guard.token, "lock releasing");
+        self.record(Fact::LockReleasing {
+            mode: guard.mode.clone(),
+            token: guard.token,
+        });
         let keys = [guard.key.clone()];
         let args = [guard.token.to_string()];
         match self.eval(&SCRIPTS.release_lock, &keys, &args).await {

@@ -31,11 +31,12 @@ use crate::config::{AuthMode, Settings};
 use crate::keys::Keys;
 use crate::metrics::{Family, Metrics};
 use crate::notify::{Publisher, Router};
+use crate::probe::{Fact, Probe};
 use crate::scripts::Script;
 use crate::store::{Reply, Store, StoreError};
 
-/// The seams an instance runs on: production passes Redis, the system clock, random ids and
-/// the registry allocator; the simulation passes its fakes.
+/// The seams an instance runs on: production passes Redis, the system clock, random ids,
+/// the registry allocator and no probe; the simulation passes its fakes and its oracle's probe.
 #[derive(Clone)]
 pub struct Deps {
     /// The Redis seam.
@@ -46,6 +47,9 @@ pub struct Deps {
     pub ids: Arc<dyn Ids>,
     /// Game server allocation.
     pub allocator: Arc<dyn Allocator>,
+    /// Where the service's decisions are reported: [`crate::probe::NoProbe`] in
+    /// production, the oracle's probe in the simulation.
+    pub probe: Arc<dyn Probe>,
 }
 
 /// One instance's matchmaking state, shared by its sessions and background tasks.
@@ -150,6 +154,11 @@ impl Matchmaker {
         self.settings
             .mode(mode)
             .and_then(|m| usize::try_from(m.players).ok())
+    }
+
+    /// Reports a decision to the probe seam.
+    pub fn record(&self, fact: Fact) {
+        self.deps.probe.record(fact);
     }
 
     /// A fresh id from the seam.

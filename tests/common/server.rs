@@ -10,6 +10,7 @@ use match_server::clock::{Clock, Ids, RandomIds, SystemClock};
 use match_server::config::Settings;
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
+use match_server::probe::NoProbe;
 use match_server::server::{self, Ended};
 use match_server::store::Store;
 use match_server::store::redis_store::RedisStore;
@@ -98,6 +99,7 @@ impl TestServer {
             clock,
             ids,
             allocator: Arc::new(allocator),
+            probe: Arc::new(NoProbe),
         };
         let settings = Arc::new(settings);
         let probe = Inspector::connect_to(&settings.redis_url, &settings.key_prefix).await;

@@ -16,6 +16,7 @@ use super::{MAX_CLOCK_SKEW_MS, RunConfig};
 use crate::fake_redis::{FakeRedis, FaultPlan};
 use crate::oracle::{Bounds, Oracle};
 use crate::player::{Player, SERVER_PORT};
+use crate::probe::FactLog;
 use crate::scenario::Scenario;
 use crate::seams::{SimAllocator, SimClock, SimIds, TurmoilListener};
 use crate::trace::TraceLog;
@@ -80,6 +81,7 @@ pub fn start_servers(
     settings: &Arc<Settings>,
     fake: &FakeRedis,
     allocator: &Arc<SimAllocator>,
+    facts: &FactLog,
     log: &TraceLog,
 ) -> Vec<ServerHandle> {
     let mut handles = Vec::new();
@@ -91,12 +93,14 @@ pub fn start_servers(
         let (settings, fake, allocator) = (settings.clone(), fake.clone(), allocator.clone());
         let (log, host_name) = (log.clone(), name.clone());
         let (host_clock, host_shutdown) = (clock.clone(), shutdown.clone());
+        let probe = Arc::new(facts.probe(&name));
         sim.host(name.as_str(), move || {
             let deps = Deps {
                 store: crate::recording::store(Arc::new(fake.clone()), &host_name, &log),
                 clock: Arc::new(host_clock.clone()),
                 ids: ids.clone(),
                 allocator: crate::recording::allocator(allocator.clone(), &host_name, &log),
+                probe: probe.clone(),
             };
             let (settings, shutdown) = (settings.clone(), host_shutdown.clone());
             async move {

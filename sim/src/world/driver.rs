@@ -17,6 +17,7 @@ use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
 use crate::fake_redis::FakeRedis;
 use crate::oracle::{Invariant, Oracle};
 use crate::panics;
+use crate::probe::{self, FactLog};
 use crate::redis_view;
 use crate::scenario::Scenario;
 use crate::seams::SimAllocator;
@@ -36,6 +37,7 @@ struct Driver<'a> {
     clients: Vec<String>,
     oracle: Rc<RefCell<Oracle>>,
     log: TraceLog,
+    facts: FactLog,
     faults: BTreeMap<String, u64>,
     heal_ms: u64,
 }
@@ -95,7 +97,10 @@ impl<'a> Driver<'a> {
             scenario.faults.allocator,
             scenario.seed ^ 0xa11c,
         ));
-        let servers = build::start_servers(&mut sim, scenario, &settings, &fake, &allocator, log);
+        let facts = FactLog::default();
+        let servers = build::start_servers(
+            &mut sim, scenario, &settings, &fake, &allocator, &facts, log,
+        );
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));
         build::start_clients(&mut sim, scenario, &settings, log, &oracle);
         let clients = (0..scenario.client_hosts.max(1))
@@ -111,6 +116,7 @@ impl<'a> Driver<'a> {
             clients,
             oracle,
             log: log.clone(),
+            facts,
             faults: BTreeMap::new(),
             heal_ms,
         })
@@ -160,7 +166,7 @@ impl<'a> Driver<'a> {
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let mut oracle = self.oracle.borrow_mut();
         oracle.check_liveness(now_ms, &view);
-        oracle.check_locks(&redis_view::lock_events(&self.log.events()));
+        oracle.check_locks(&probe::lock_events(&self.facts.records()));
         let mut faults = self.faults.clone();
         for (kind, count) in self.fake.fault_counts() {
             *faults.entry(format!("redis_{kind}")).or_default() += count;

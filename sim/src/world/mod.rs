@@ -34,7 +34,8 @@ pub const EPOCH_SECS: u64 = 1_700_000_000;
 /// this bound; leases rely on it).
 pub const MAX_CLOCK_SKEW_MS: u64 = 1_500;
 
-/// The module whose debug events record lock acquisitions and releases.
+/// The module whose debug events record lock acquisitions and releases: kept in every
+/// timeline (the oracle reads locks from the probe, but replays read better with them).
 const LOCK_EVENTS_TARGET: &str = "match_server::matchmaker::lock";
 
 /// How a run is driven.
@@ -162,7 +163,7 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
         TraceLog::default()
     };
     // turmoil's own events are noise, but its `node` span names the host of every event.
-    // The lock's debug events always stay: the oracle's lock check reads them.
+    // The lock's debug events always stay: a timeline shows who held which lock when.
     let max_level = config.trace_level;
     let filter = tracing_subscriber::filter::filter_fn(move |meta| {
         if meta.target().starts_with("turmoil") {
