@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the workspace, as CI runs it: formatting, lints, unit and integration tests
 # (real redis-server and WebSocket clients), the conformance suite, the named simulation
-# scenarios with their snapshots, and a simulation campaign with a determinism check.
+# scenarios with their snapshots, a simulation campaign with a determinism check, the HTML
+# timelines drawn in headless Chromium, the sharded-campaign check (four shards merged
+# equal one run, on a planted defect), and the workflow and Kubernetes manifests linted.
 # Installs and starts Redis itself when MATCH_TEST_REDIS_URL is not set.
 #   MATCH_SIM_CI_SEEDS        seeds of the campaign (default 2000)
 #   MATCH_SIM_CI_DETERMINISM  seeds run twice to compare trace hashes (default 200)
@@ -36,6 +38,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "lint the GitHub Actions workflow and the Kubernetes Job (schemas from PyPI tools)"
+scripts/lint-deploy.sh
+
 step "cargo clippy (deny warnings)"
 # In the release profile, like the tests below, so both share the build scripts and proc
 # macros instead of building them twice (about 300 MB less on disk). The code checked is
@@ -67,9 +72,19 @@ CONFORMANCE_CASES=$conformance_cases CONFORMANCE_SEED=$conformance_seed \
 match_sim="$target_dir/release/match-sim"
 
 step "simulation campaign: $seeds seeds"
-"$match_sim" fuzz --seeds "$seeds" --quiet
+# Its records (one JSON line per seed) and any failure's timeline stay under target/ for CI
+# to upload.
+"$match_sim" fuzz --seeds "$seeds" --quiet --jsonl "$target_dir/match-sim/ci-campaign.jsonl" \
+  --html-dir "$target_dir/match-sim/timelines"
 
 step "determinism check: $determinism seeds run twice"
 "$match_sim" fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet
+
+step "timelines in headless Chromium (screenshots in $target_dir/browser)"
+MATCH_SIM="$match_sim" scripts/browser-check.sh
+
+# Last: it builds a defective copy into target/ (and puts the real binary back).
+step "four shards merged equal one run (planted defect, scratch copy reusing target/)"
+scripts/shard-check.sh
 
 step "all tests passed"
