@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Every test of the workspace, as CI runs it: formatting, lints, unit and integration tests
 # (real redis-server and WebSocket clients), the conformance suite, the named simulation
-# scenarios with their snapshots, and a simulation campaign with a determinism check.
+# scenarios with their snapshots, a simulation campaign with a determinism check, the HTML
+# timelines drawn in headless Chromium, the sharded-campaign check (four shards merged
+# equal one run, on a planted defect), and the workflow and Kubernetes manifests linted.
 # Installs and starts Redis itself when MATCH_TEST_REDIS_URL is not set.
 #   MATCH_SIM_CI_SEEDS        seeds of the campaign (default 2000)
 #   MATCH_SIM_CI_DETERMINISM  seeds run twice to compare trace hashes (default 200)
+#   CONFORMANCE_CASES         conformance cases per seed (default 1000); the suite runs from
+#                             its fixed seed and from one derived from the commit hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +38,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "lint the GitHub Actions workflow and the Kubernetes Job (schemas from PyPI tools)"
+scripts/lint-deploy.sh
+
 step "cargo clippy (deny warnings)"
 # In the release profile, like the tests below, so both share the build scripts and proc
 # macros instead of building them twice (about 300 MB less on disk). The code checked is
@@ -43,15 +50,41 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo test (unit, integration on $MATCH_TEST_REDIS_URL, conformance, named scenarios)"
 cargo test --workspace --release
 
+# The run above checks the conformance suite from its fixed seed, the same cases every
+# time. One more run from a seed derived from the commit explores new cases as the code
+# changes; any failure replays with the command printed here (and in the failure itself).
+if commit=$(git rev-parse HEAD 2>/dev/null); then
+  conformance_seed=$(( 16#${commit:0:15} ))   # 60 bits of the hash: a valid u64
+else
+  commit="unknown (git unavailable)"
+  conformance_seed=20261130
+fi
+conformance_cases=${CONFORMANCE_CASES:-1000}
+step "conformance suite from the commit's seed $conformance_seed (commit $commit)"
+printf 'replay: CONFORMANCE_CASES=%s CONFORMANCE_SEED=%s scripts/with-redis.sh cargo test --release -p match-sim --test conformance generated_sequences_match_redis\n' \
+  "$conformance_cases" "$conformance_seed" >&2
+CONFORMANCE_CASES=$conformance_cases CONFORMANCE_SEED=$conformance_seed \
+  cargo test --release -p match-sim --test conformance generated_sequences_match_redis
+
 # The release match-sim that `cargo test` just built for the sim's own tests. `cargo run`
 # would build a second copy of the workspace: without the tests' dev-dependency features
 # (tokio's test-util) the feature set differs, and so does every crate above tokio.
 match_sim="$target_dir/release/match-sim"
 
 step "simulation campaign: $seeds seeds"
-"$match_sim" fuzz --seeds "$seeds" --quiet
+# Its records (one JSON line per seed) and any failure's timeline stay under target/ for CI
+# to upload.
+"$match_sim" fuzz --seeds "$seeds" --quiet --jsonl "$target_dir/match-sim/ci-campaign.jsonl" \
+  --html-dir "$target_dir/match-sim/timelines"
 
 step "determinism check: $determinism seeds run twice"
 "$match_sim" fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet
+
+step "timelines in headless Chromium (screenshots in $target_dir/browser)"
+MATCH_SIM="$match_sim" scripts/browser-check.sh
+
+# Last: it builds a defective copy into target/ (and puts the real binary back).
+step "four shards merged equal one run (planted defect, scratch copy reusing target/)"
+scripts/shard-check.sh
 
 step "all tests passed"

@@ -1,26 +1,27 @@
-//! Campaigns: many seeds on every core, a summary of what was exercised, the determinism
-//! check, replay output and shrinking of a failing scenario.
+//! Campaigns: many seeds on every core (optionally one shard of a seed window), a record
+//! per seed, the summary built from those records, and replay output.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use proptest::strategy::ValueTree;
-
 use crate::oracle::{Invariant, Violation};
+use crate::records::{self, Outcome, SeedRecord, Shard, Summary, ViolationRecord};
 use crate::scenario::{self, Behavior, Scenario, Shape};
+use crate::shrink::{self, Budget};
 use crate::trace::{self, Aliases, LevelName, Source};
 use crate::world::{self, RunConfig, RunReport};
 
 /// What a campaign runs.
 #[derive(Clone, Debug)]
 pub struct FuzzOptions {
-    /// How many seeds.
+    /// How many seeds the window holds.
     pub seeds: u64,
-    /// The first seed.
+    /// The first seed of the window.
     pub start: u64,
+    /// Which part of the window this campaign runs.
+    pub shard: Shard,
     /// Worker threads.
     pub jobs: usize,
     /// Run each seed twice and compare trace hashes.
@@ -29,260 +30,205 @@ pub struct FuzzOptions {
     pub shape: Shape,
     /// How each run is driven.
     pub config: RunConfig,
+    /// How much shrinking a failing seed may cost; `None`: failures are not shrunk.
+    pub shrink: Option<Budget>,
+    /// The commit of this binary, for the records.
+    pub commit: String,
 }
 
-/// The result of one seed, without its trace.
+/// One seed's result: its record, and the shrunk scenario when it failed and was shrunk.
 #[derive(Clone, Debug)]
-pub struct SeedResult {
-    /// The seed.
-    pub seed: u64,
-    /// Broken invariants.
-    pub violations: Vec<Violation>,
-    /// Checks performed.
-    pub checks: u64,
-    /// Faults injected by kind.
-    pub faults: BTreeMap<String, u64>,
-    /// Players by behavior.
-    pub behaviors: BTreeMap<&'static str, u64>,
-    /// Sim time covered.
-    pub sim_ms: u64,
-    /// Matches made.
-    pub matches: u64,
-    /// The two hashes when the determinism check found them different.
-    pub nondeterministic: Option<(u64, u64)>,
+pub struct SeedOutcome {
+    /// The record (one JSON line).
+    pub record: SeedRecord,
+    /// The smallest failing scenario found.
+    pub shrunk: Option<Scenario>,
 }
 
-impl SeedResult {
-    fn from_report(report: &RunReport) -> Self {
-        let mut behaviors = BTreeMap::new();
-        for player in &report.scenario.players {
-            *behaviors.entry(player.behavior.name()).or_insert(0) += 1;
-        }
-        Self {
-            seed: report.scenario.seed,
-            violations: report.violations.clone(),
-            checks: report.checks,
-            faults: report.faults.clone(),
-            behaviors,
-            sim_ms: report.sim_ms,
-            matches: report.matches,
-            nondeterministic: None,
-        }
-    }
-
-    /// Whether the seed passed every check.
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty() && self.nondeterministic.is_none()
-    }
-}
-
-/// Runs one seed (twice when checking determinism).
-pub fn run_seed(
-    seed: u64,
-    shape: Shape,
-    config: &RunConfig,
-    check_determinism: bool,
-) -> SeedResult {
-    let Some(scenario) = scenario::generate(seed, shape) else {
+/// Runs one seed (twice when checking determinism) and shrinks it when it fails.
+pub fn run_seed(seed: u64, options: &FuzzOptions) -> SeedOutcome {
+    let started = Instant::now();
+    let Some(tree) = scenario::tree(seed, options.shape) else {
         let violation = Violation {
             invariant: Invariant::NoPanic,
             at_ms: 0,
             detail: "no scenario for this seed".into(),
         };
-        return SeedResult {
-            seed,
-            violations: vec![violation],
-            checks: 0,
-            faults: BTreeMap::new(),
-            behaviors: BTreeMap::new(),
-            sim_ms: 0,
-            matches: 0,
-            nondeterministic: None,
+        let record = failed_record(seed, &options.commit, violation);
+        return SeedOutcome {
+            record,
+            shrunk: None,
         };
     };
-    let report = world::run(&scenario, config);
-    let mut result = SeedResult::from_report(&report);
-    if check_determinism {
-        let again = world::run(&scenario, config);
+    let scenario = tree.current();
+    let report = world::run(&scenario, &options.config);
+    let mut nondeterministic = None;
+    if options.check_determinism {
+        let again = world::run(&scenario, &options.config);
         if again.trace_hash != report.trace_hash {
-            result.nondeterministic = Some((report.trace_hash, again.trace_hash));
+            nondeterministic = Some((
+                format!("{:016x}", report.trace_hash),
+                format!("{:016x}", again.trace_hash),
+            ));
         }
     }
-    result
-}
-
-/// Aggregated results of a campaign.
-#[derive(Clone, Debug, Default)]
-pub struct Summary {
-    /// Seeds run.
-    pub seeds: u64,
-    /// Seeds that failed, in seed order.
-    pub failures: Vec<SeedResult>,
-    /// Wall time.
-    pub wall: Duration,
-    /// Total sim time.
-    pub sim_ms: u64,
-    /// Total invariant checks.
-    pub checks: u64,
-    /// Faults injected: (seeds with the kind, total count).
-    pub faults: BTreeMap<String, (u64, u64)>,
-    /// Behaviors: (seeds with it, players).
-    pub behaviors: BTreeMap<&'static str, (u64, u64)>,
-    /// Matches made.
-    pub matches: u64,
-    /// Seeds run twice for determinism.
-    pub determinism_checked: u64,
-}
-
-impl Summary {
-    fn add(&mut self, result: SeedResult, determinism: bool) {
-        self.seeds += 1;
-        self.sim_ms += result.sim_ms;
-        self.checks += result.checks;
-        self.matches += result.matches;
-        if determinism {
-            self.determinism_checked += 1;
-        }
-        for (kind, count) in &result.faults {
-            if *count > 0 {
-                let entry = self.faults.entry(kind.clone()).or_default();
-                entry.0 += 1;
-                entry.1 += count;
-            }
-        }
-        for (behavior, count) in &result.behaviors {
-            let entry = self.behaviors.entry(behavior).or_default();
-            entry.0 += 1;
-            entry.1 += count;
-        }
-        if !result.passed() {
-            self.failures.push(result);
+    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut record = record_of(&report, &options.commit, wall_ms);
+    record.determinism_checked = options.check_determinism;
+    if nondeterministic.is_some() && record.passed() {
+        record.outcome = Outcome::Nondeterministic;
+    }
+    record.nondeterministic = nondeterministic;
+    let mut shrunk = None;
+    if let (Some(budget), Some(first)) = (options.shrink, report.violations.first()) {
+        let invariant = first.invariant.name();
+        let violations = report.violations.clone();
+        if let Some(found) = shrink::shrink_failure(
+            tree,
+            violations,
+            invariant,
+            &options.config,
+            budget,
+            |_, _| {},
+        ) {
+            record.shrunk = Some(found.record());
+            shrunk = Some(found.scenario);
         }
     }
+    SeedOutcome { record, shrunk }
+}
 
-    /// Seeds per wall second.
-    pub fn seeds_per_second(&self) -> f64 {
-        self.seeds as f64 / self.wall.as_secs_f64().max(1e-9)
+/// The record of a run.
+pub fn record_of(report: &RunReport, commit: &str, wall_ms: u64) -> SeedRecord {
+    let scenario = &report.scenario;
+    let mut behaviors = std::collections::BTreeMap::new();
+    for player in &scenario.players {
+        *behaviors
+            .entry(player.behavior.name().to_owned())
+            .or_insert(0) += 1;
+    }
+    let violations: Vec<ViolationRecord> = report.violations.iter().map(violation_record).collect();
+    let mut broken: Vec<String> = violations.iter().map(|v| v.invariant.clone()).collect();
+    broken.sort();
+    broken.dedup();
+    SeedRecord {
+        seed: scenario.seed,
+        commit: commit.to_owned(),
+        scenario_hash: shrink::scenario_hash(scenario),
+        outcome: if violations.is_empty() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        first_violation: violations.first().cloned(),
+        violations: violations
+            .into_iter()
+            .take(records::MAX_RECORDED_VIOLATIONS)
+            .collect(),
+        broken,
+        sim_ms: report.sim_ms,
+        wall_ms,
+        faults_drawn: scenario
+            .fault_kinds()
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect(),
+        faults: report.faults.clone(),
+        behaviors,
+        checks: report.checks,
+        matches: report.matches,
+        coverage: std::collections::BTreeMap::new(),
+        determinism_checked: false,
+        nondeterministic: None,
+        shrunk: None,
     }
 }
 
-/// Runs a campaign on `jobs` threads; `progress` is called once per finished seed.
-pub fn fuzz(options: &FuzzOptions, mut progress: impl FnMut(&SeedResult)) -> Summary {
+fn violation_record(violation: &Violation) -> ViolationRecord {
+    ViolationRecord {
+        invariant: violation.invariant.name().to_owned(),
+        at_ms: violation.at_ms,
+        detail: violation.detail.clone(),
+    }
+}
+
+/// The record of a seed that could not run at all.
+fn failed_record(seed: u64, commit: &str, violation: Violation) -> SeedRecord {
+    let violation = violation_record(&violation);
+    SeedRecord {
+        seed,
+        commit: commit.to_owned(),
+        scenario_hash: String::new(),
+        outcome: Outcome::Fail,
+        first_violation: Some(violation.clone()),
+        broken: vec![violation.invariant.clone()],
+        violations: vec![violation],
+        sim_ms: 0,
+        wall_ms: 0,
+        faults_drawn: Vec::new(),
+        faults: std::collections::BTreeMap::new(),
+        behaviors: std::collections::BTreeMap::new(),
+        checks: 0,
+        matches: 0,
+        coverage: std::collections::BTreeMap::new(),
+        determinism_checked: false,
+        nondeterministic: None,
+        shrunk: None,
+    }
+}
+
+/// Runs the shard's seeds on `jobs` threads; `progress` sees each seed as it finishes (in
+/// any order). Returns the summary and the campaign's wall time.
+pub fn fuzz(options: &FuzzOptions, mut progress: impl FnMut(&SeedOutcome)) -> (Summary, Duration) {
     let started = Instant::now();
-    let next = AtomicU64::new(options.start);
-    let end = options.start.saturating_add(options.seeds);
+    let seeds: Vec<u64> = options.shard.seeds(options.start, options.seeds).collect();
+    let next = AtomicUsize::new(0);
     let (sender, receiver) = mpsc::channel();
     let mut summary = Summary::default();
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             let sender = sender.clone();
-            let next = &next;
+            let (next, seeds) = (&next, &seeds);
             scope.spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        return;
-                    }
-                    let result = run_seed(
-                        seed,
-                        options.shape,
-                        &options.config,
-                        options.check_determinism,
-                    );
-                    if sender.send(result).is_err() {
+                while let Some(seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if sender.send(run_seed(*seed, options)).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(sender);
-        for result in receiver {
-            progress(&result);
-            summary.add(result, options.check_determinism);
+        for outcome in receiver {
+            progress(&outcome);
+            summary.add(&outcome.record);
         }
     });
-    summary.failures.sort_by_key(|failure| failure.seed);
-    summary.wall = started.elapsed();
-    summary
+    (summary, started.elapsed())
 }
 
-/// The summary table, as `fuzz` prints it.
-pub fn render_summary(options: &FuzzOptions, summary: &Summary) -> String {
-    let mut out = String::new();
-    let wall = summary.wall.as_secs_f64();
-    let ratio = summary.sim_ms as f64 / 1_000.0 / wall.max(1e-9);
-    let _ = writeln!(
-        out,
-        "match-sim fuzz: seeds {}..{} on {} jobs",
+/// Invariant names for the summary's table.
+pub fn invariant_names() -> Vec<String> {
+    Invariant::ALL.iter().map(|i| i.name().to_owned()).collect()
+}
+
+/// Behaviour names for the summary's table.
+pub fn behavior_names() -> Vec<String> {
+    Behavior::ALL.iter().map(|b| b.name().to_owned()).collect()
+}
+
+/// The header line of a campaign's summary.
+pub fn fuzz_header(options: &FuzzOptions) -> String {
+    let shard = if options.shard == Shard::ALL {
+        String::new()
+    } else {
+        format!(" shard {}", options.shard)
+    };
+    format!(
+        "match-sim fuzz: seeds {}..{}{shard} on {} jobs",
         options.start,
-        options.start + options.seeds,
+        options.start.saturating_add(options.seeds),
         options.jobs
-    );
-    let _ = writeln!(out, "  seeds run            {}", summary.seeds);
-    let _ = writeln!(out, "  seeds failed         {}", summary.failures.len());
-    let _ = writeln!(out, "  wall time            {wall:.1} s");
-    let _ = writeln!(
-        out,
-        "  seeds/s              {:.1}",
-        summary.seeds_per_second()
-    );
-    let _ = writeln!(
-        out,
-        "  sim time             {:.0} s ({ratio:.0}x wall)",
-        summary.sim_ms as f64 / 1_000.0
-    );
-    let _ = writeln!(out, "  matches made         {}", summary.matches);
-    let _ = writeln!(out, "  invariant checks     {}", summary.checks);
-    let _ = writeln!(
-        out,
-        "  determinism checked  {} seeds",
-        summary.determinism_checked
-    );
-    let _ = writeln!(out, "invariants checked on every seed:");
-    for invariant in Invariant::ALL {
-        let broken = summary
-            .failures
-            .iter()
-            .filter(|f| f.violations.iter().any(|v| v.invariant == invariant))
-            .count();
-        let _ = writeln!(
-            out,
-            "  {:<28} {}",
-            invariant.name(),
-            if broken == 0 {
-                "held".to_owned()
-            } else {
-                format!("BROKEN in {broken} seeds")
-            }
-        );
-    }
-    let _ = writeln!(out, "faults injected:               seeds      total");
-    for (kind, (seeds, total)) in &summary.faults {
-        let _ = writeln!(out, "  {kind:<28} {seeds:>6} {total:>10}");
-    }
-    let _ = writeln!(out, "behaviours exercised:          seeds    players");
-    for behavior in Behavior::ALL {
-        let (seeds, players) = summary
-            .behaviors
-            .get(behavior.name())
-            .copied()
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {:<28} {seeds:>6} {players:>10}", behavior.name());
-    }
-    for failure in &summary.failures {
-        let _ = writeln!(out, "FAILED seed {}", failure.seed);
-        for violation in failure.violations.iter().take(5) {
-            let _ = writeln!(out, "  {violation}");
-        }
-        if let Some((first, second)) = failure.nondeterministic {
-            let _ = writeln!(
-                out,
-                "  not deterministic: trace hash {first:016x} then {second:016x}"
-            );
-        }
-        let _ = writeln!(out, "  replay: match-sim replay --seed {}", failure.seed);
-    }
-    out
+    )
 }
 
 /// The replay output: scenario header, timeline and verdict, identical on every run.
@@ -355,95 +301,20 @@ fn list_or_none(items: &[&str]) -> String {
     }
 }
 
-/// Shrinks the scenario of a failing seed; `None` when the seed passes. Candidates must
-/// break the same invariant as the original run.
-pub fn shrink(
-    seed: u64,
-    shape: Shape,
-    config: &RunConfig,
-    max_runs: usize,
-    progress: impl FnMut(usize, &Scenario),
-) -> Option<(Scenario, Vec<Violation>)> {
-    let tree = scenario::tree(seed, shape)?;
-    let first = world::run(&tree.current(), config);
-    let invariant = first.violations.first()?.invariant;
-    let fails = |scenario: &Scenario| {
-        let report = world::run(scenario, config);
-        let same = report.violations.iter().any(|v| v.invariant == invariant);
-        same.then_some(report.violations)
-    };
-    Some(shrink_tree(
-        tree,
-        first.violations,
-        fails,
-        max_runs,
-        progress,
-    ))
-}
-
-/// proptest's shrinking loop over a failing value tree: simplify while the candidate still
-/// fails, complicate when it passes, until neither moves or `max_runs` candidates ran.
-pub fn shrink_tree<T>(
-    mut tree: Box<dyn ValueTree<Value = Scenario>>,
-    failure: T,
-    fails: impl Fn(&Scenario) -> Option<T>,
-    max_runs: usize,
-    mut progress: impl FnMut(usize, &Scenario),
-) -> (Scenario, T) {
-    let mut best = (tree.current(), failure);
-    if !tree.simplify() {
-        return best;
+/// What `shrink` prints of a shrunk scenario: replay's header and verdict, with the same
+/// P/# aliases as `replay --scenario` of the written file prints.
+pub fn render_shrunk(report: &RunReport) -> String {
+    let text = render_replay(report, false);
+    let header_lines = 1 + report.scenario.players.len();
+    let mut out = String::new();
+    for line in text.lines().take(header_lines) {
+        let _ = writeln!(out, "{line}");
     }
-    for runs in 1..=max_runs {
-        let candidate = tree.current();
-        progress(runs, &candidate);
-        if let Some(failure) = fails(&candidate) {
-            best = (candidate, failure);
-            if !tree.simplify() {
-                break;
-            }
-        } else if !tree.complicate() {
-            break;
-        }
+    for line in text
+        .lines()
+        .skip_while(|line| !line.starts_with("verdict:"))
+    {
+        let _ = writeln!(out, "{line}");
     }
-    best
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Goal: shrinking finds the minimal scenario of a failure - here "at least three
-    /// players never complete loading" must shrink to exactly three such players and no
-    /// faults - and the result still fails.
-    #[test]
-    fn shrinking_reaches_a_minimal_failing_scenario() {
-        let never = |s: &Scenario| {
-            s.players
-                .iter()
-                .filter(|p| p.behavior == Behavior::NeverCompletes)
-                .count()
-        };
-        let fails = |s: &Scenario| (never(s) >= 3).then_some(());
-        let seed = (0..500)
-            .find(|seed| {
-                scenario::generate(*seed, Shape::default())
-                    .is_some_and(|s| fails(&s).is_some() && s.players.len() > 4)
-            })
-            .expect("a seed with three never-completing players");
-        let tree = scenario::tree(seed, Shape::default()).unwrap();
-        let (minimal, ()) = shrink_tree(tree, (), fails, 10_000, |_, _| {});
-        assert_eq!(never(&minimal), 3, "{minimal:?}");
-        assert_eq!(
-            minimal.players.len(),
-            4,
-            "the shape keeps at least 4 players"
-        );
-        assert_eq!(
-            minimal.faults.partitions.len()
-                + minimal.faults.process.len()
-                + minimal.faults.clock.len(),
-            0
-        );
-    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Differential conformance of [`FakeRedis`] against a real Redis 7: how the outcomes of
-//! one command on both servers are normalised and compared, and how the data of both is
-//! captured, compared and, where Redis chose at random, copied from Redis into the fake.
+//! one command on both servers are normalised and compared, how the data of both is
+//! captured and compared, and (in [`recorder`]) how the choices Redis makes inside a
+//! script are recorded so that the fake can follow them.
 //!
 //! What counts as "the same":
 //!
@@ -13,15 +14,18 @@
 //!   between Redis releases, and no caller branches on it.
 //! - A remaining time to live matches within [`TTL_TOLERANCE_MS`]: Redis's clock moves
 //!   while a sequence runs, the fake's `ManualClock` does not.
-//! - Where Redis picks members at random (SPOP, and the `try_match` script that pops the
-//!   queue), the comparison keeps to what does not depend on the pick ([`compare_pop`],
-//!   [`compare_try_match`]), and the caller then copies Redis's data into the fake
-//!   ([`Snapshot::load_into`], [`sync_members`]) so the rest of the sequence compares
-//!   exactly again.
+//! - Where Redis chooses (SPOP and SRANDMEMBER picks, the order of SMEMBERS and the like,
+//!   SCAN-family pages), at top level or inside a script, the fake does not guess: the
+//!   command runs on Redis first, Redis's choices are recorded ([`recorder`]) and the fake
+//!   follows them ([`FakeRedis::follow`]) after checking each is a choice it could make;
+//!   the outcomes then compare exactly. Top-level SMEMBERS, HGETALL, HKEYS, HVALS, KEYS
+//!   and whole SCAN iterations are not followed; they compare by the shapes above.
 //!
 //! The real side (a connection to redis-server) lives in the test that drives this module,
 //! `sim/tests/conformance.rs`; here everything is a [`Reply`], so the rules can be unit
 //! tested without a server.
+
+pub mod recorder;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -108,13 +112,6 @@ pub enum Shape {
         /// Milliseconds per unit of the reply.
         unit_ms: i64,
     },
-    /// An array whose first `head` elements are exact and whose remaining elements are
-    /// `(id, value)` pairs in no particular order (the `matched` reply of `try_match`,
-    /// whose players come in SPOP order).
-    PairsAfter {
-        /// How many leading elements keep their place.
-        head: usize,
-    },
 }
 
 /// A reply reduced to what [`compare`] requires to be equal.
@@ -162,21 +159,6 @@ pub fn normalise(outcome: &Outcome, shape: Shape) -> Normal {
                 Normal::Map(unique.into_iter().collect())
             },
         ),
-        Shape::PairsAfter { head } => {
-            let (Some(leading), Some(rest)) = (items.get(..head), items.get(head..)) else {
-                return exact(reply);
-            };
-            let Some(rest) = pairs(rest) else {
-                return exact(reply);
-            };
-            let mut normal: Vec<Normal> = leading.iter().map(exact).collect();
-            let rest = rest
-                .into_iter()
-                .map(|(id, value)| Normal::Array(vec![id, value]))
-                .collect();
-            normal.push(Normal::Unordered(sorted(rest)));
-            Normal::Array(normal)
-        }
     }
 }
 
@@ -288,153 +270,6 @@ fn compare_ttl(unit_ms: i64, fake: i64, real: i64) -> Result<(), String> {
         Err(format!(
             "remaining times are {apart_ms} ms apart, more than the {allowed_ms} ms allowed"
         ))
-    }
-}
-
-/// SPOP compared on what does not depend on the members Redis picked: the same reply
-/// type, the same number popped, and the same multiset of popped members plus members
-/// left (`*_rest`, the SMEMBERS of the key right after the pop). Errors compare by kind.
-pub fn compare_pop(
-    fake_pop: &Outcome,
-    fake_rest: &Outcome,
-    real_pop: &Outcome,
-    real_rest: &Outcome,
-) -> Result<(), Mismatch> {
-    if fake_pop.is_err() || real_pop.is_err() {
-        return compare(Shape::Exact, fake_pop, real_pop);
-    }
-    if fake_rest.is_err() || real_rest.is_err() {
-        return compare(Shape::Exact, fake_rest, real_rest);
-    }
-    let (Some(fake_popped), Some(real_popped)) = (popped(fake_pop), popped(real_pop)) else {
-        return Err(Mismatch::new(
-            fake_pop,
-            real_pop,
-            "SPOP replies that are not SPOP's",
-        ));
-    };
-    if pop_type(fake_pop) != pop_type(real_pop) {
-        return Err(Mismatch::new(
-            fake_pop,
-            real_pop,
-            "SPOP replies of different types (nil or bulk without a count, array with one)",
-        ));
-    }
-    if fake_popped.len() != real_popped.len() {
-        return Err(Mismatch::new(
-            fake_pop,
-            real_pop,
-            "SPOP popped a different number of members",
-        ));
-    }
-    let everything = |popped: Vec<Reply>, rest: &Outcome| {
-        let mut all = popped;
-        if let Ok(Reply::Array(rest)) = rest {
-            all.extend(rest.iter().cloned());
-        }
-        normalise(&Ok(Reply::Array(all)), Shape::Unordered)
-    };
-    if everything(fake_popped, fake_rest) != everything(real_popped, real_rest) {
-        return Err(Mismatch::new(
-            fake_pop,
-            real_pop,
-            "popped plus remaining members differ (the set before the pop differed)",
-        ));
-    }
-    Ok(())
-}
-
-/// The members an SPOP reply popped, with its type: nil and bulk for SPOP without a
-/// count, an array with one; `None` for anything else.
-fn popped(outcome: &Outcome) -> Option<Vec<Reply>> {
-    match outcome {
-        Ok(Reply::Nil) => Some(Vec::new()),
-        Ok(bulk @ Reply::Bulk(_)) => Some(vec![bulk.clone()]),
-        Ok(Reply::Array(items)) => Some(items.clone()),
-        _ => None,
-    }
-}
-
-/// The type of an SPOP reply: `false` for nil or bulk (SPOP without a count), `true` for
-/// an array (SPOP with a count).
-fn pop_type(outcome: &Outcome) -> bool {
-    matches!(outcome, Ok(Reply::Array(_)))
-}
-
-/// How much of a `try_match` outcome is independent of the members SPOP picks; the test
-/// decides it from the data before the script runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PopChoice {
-    /// SPOP takes the whole queue in its first batch (or the script fails or stops before
-    /// popping): the outcome is fixed except the order of the players, so the reply
-    /// compares with its `(pid, owner)` pairs as a multiset.
-    Whole,
-    /// SPOP picks a subset, but the pop budget (`max_pops`) is at least the queue size, so
-    /// the loop ends only with a full group or an empty queue: success or failure, the tag
-    /// and a `waiting` reply are fixed; a `matched` reply has a fixed length and loading
-    /// id, but which players and how many ghosts were dropped depend on the picks.
-    Subset,
-    /// SPOP picks a subset and the pop budget may stop the loop early, so even the tag
-    /// depends on the picks: each reply must only be one the script can give, and a
-    /// `lock_lost` (decided before any pop) must be on both sides.
-    SubsetBounded,
-}
-
-/// Compares two `try_match` outcomes under `choice`.
-pub fn compare_try_match(
-    choice: PopChoice,
-    fake: &Outcome,
-    real: &Outcome,
-) -> Result<(), Mismatch> {
-    match choice {
-        PopChoice::Whole => compare(Shape::PairsAfter { head: 3 }, fake, real),
-        PopChoice::Subset => {
-            if fake.is_err() || real.is_err() {
-                return compare(Shape::Exact, fake, real);
-            }
-            let (fake_tag, real_tag) = (reply_tag(fake), reply_tag(real));
-            if fake_tag != real_tag {
-                return Err(Mismatch::new(fake, real, "try_match tags differ"));
-            }
-            match fake_tag.as_deref() {
-                Some("matched") => {
-                    let shape_of = |outcome: &Outcome| match outcome {
-                        Ok(Reply::Array(items)) => (items.len(), items.get(1).cloned()),
-                        _ => (0, None),
-                    };
-                    if shape_of(fake) == shape_of(real) {
-                        Ok(())
-                    } else {
-                        Err(Mismatch::new(
-                            fake,
-                            real,
-                            "matched replies differ in length or loading id",
-                        ))
-                    }
-                }
-                _ => compare(Shape::Exact, fake, real),
-            }
-        }
-        PopChoice::SubsetBounded => {
-            let lock_lost = |outcome: &Outcome| reply_tag(outcome).as_deref() == Some("lock_lost");
-            if lock_lost(fake) || lock_lost(real) {
-                return compare(Shape::Exact, fake, real);
-            }
-            for outcome in [fake, real] {
-                let plausible = match outcome {
-                    Err(text) => matches!(error_kind(text), "ERR" | "WRONGTYPE"),
-                    Ok(_) => matches!(reply_tag(outcome).as_deref(), Some("matched" | "waiting")),
-                };
-                if !plausible {
-                    return Err(Mismatch::new(
-                        fake,
-                        real,
-                        "a try_match reply the script cannot give",
-                    ));
-                }
-            }
-            Ok(())
-        }
     }
 }
 
@@ -586,45 +421,6 @@ impl Snapshot {
         }
         differences
     }
-
-    /// Replaces everything in `fake` with this snapshot (TTLs from the fake's now), so a
-    /// sequence can go on comparing exactly after Redis made a random choice.
-    pub fn load_into(&self, fake: &FakeRedis) -> Result<(), StoreError> {
-        fake.cmd(&["FLUSHALL"])?;
-        for (key, state) in &self.keys {
-            let mut args = match &state.data {
-                Data::String(bytes) => vec![b"SET".to_vec(), key.clone(), bytes.clone()],
-                Data::Set(members) => {
-                    let mut args = vec![b"SADD".to_vec(), key.clone()];
-                    args.extend(members.iter().cloned());
-                    args
-                }
-                Data::Hash(fields) => {
-                    let mut args = vec![b"HSET".to_vec(), key.clone()];
-                    for (field, value) in fields {
-                        args.push(field.clone());
-                        args.push(value.clone());
-                    }
-                    args
-                }
-                Data::Other(type_name) => {
-                    return Err(StoreError::Server(format!(
-                        "ERR the fake cannot hold a {type_name}"
-                    )));
-                }
-            };
-            fake.execute(&args)?;
-            if let Some(ttl_ms) = state.ttl_ms {
-                args = vec![
-                    b"PEXPIRE".to_vec(),
-                    key.clone(),
-                    ttl_ms.max(1).to_string().into_bytes(),
-                ];
-                fake.execute(&args)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Whether two optional TTLs match: both absent, or both present within the tolerance.
@@ -636,37 +432,6 @@ fn ttls_match(fake_ms: Option<i64>, real_ms: Option<i64>) -> bool {
         }
         _ => false,
     }
-}
-
-/// Makes the set at `key` in the fake hold exactly `wanted` (members only; its TTL is
-/// kept), after an SPOP whose picks differed from Redis's.
-pub fn sync_members(
-    fake: &FakeRedis,
-    key: &[u8],
-    wanted: &BTreeSet<Vec<u8>>,
-) -> Result<(), StoreError> {
-    let current: BTreeSet<Vec<u8>> = fake.with_data(|view| {
-        view.entries()
-            .find(|(name, _)| *name == key)
-            .and_then(|(_, entry)| match &entry.value {
-                Value::Set(members) => Some(members.clone()),
-                _ => None,
-            })
-            .unwrap_or_default()
-    });
-    let extra: Vec<Vec<u8>> = current.difference(wanted).cloned().collect();
-    let missing: Vec<Vec<u8>> = wanted.difference(&current).cloned().collect();
-    if !missing.is_empty() {
-        let mut args = vec![b"SADD".to_vec(), key.to_vec()];
-        args.extend(missing);
-        fake.execute(&args)?;
-    }
-    if !extra.is_empty() {
-        let mut args = vec![b"SREM".to_vec(), key.to_vec()];
-        args.extend(extra);
-        fake.execute(&args)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -706,7 +471,6 @@ mod tests {
             Shape::Map,
             Shape::Union,
             Shape::UnionMap,
-            Shape::PairsAfter { head: 3 },
         ] {
             let mismatch = compare(shape, &ok(Reply::Nil), &empty).unwrap_err();
             assert_eq!(mismatch.fake, ok(Reply::Nil));
@@ -804,114 +568,9 @@ mod tests {
         assert!(compare(ttl, &err("ERR a"), &err("ERR b")).is_ok());
     }
 
-    /// Goal: the `matched` reply of try_match ignores the order of its pairs only.
+    /// Goal: snapshots report missing keys, different values and TTLs out of tolerance.
     #[test]
-    fn pairs_after_a_head_ignore_order() {
-        let shape = Shape::PairsAfter { head: 3 };
-        let fake = ok(Reply::Array(vec![
-            bulk("matched"),
-            bulk("L1"),
-            Reply::Int(0),
-            bulk("p1"),
-            bulk("o1"),
-            bulk("p2"),
-            bulk("o2"),
-        ]));
-        let mut swapped = fake.clone().unwrap();
-        if let Reply::Array(items) = &mut swapped {
-            items.swap(3, 5);
-            items.swap(4, 6);
-        }
-        assert!(compare(shape, &fake, &ok(swapped.clone())).is_ok());
-        let mut crossed = swapped;
-        if let Reply::Array(items) = &mut crossed {
-            items.swap(4, 6);
-        }
-        assert!(compare(shape, &fake, &ok(crossed)).is_err());
-        let short = ok(bulks(&["lock_lost"]));
-        assert!(compare(shape, &short, &short.clone()).is_ok());
-        assert!(compare(shape, &short, &ok(bulks(&["waiting"]))).is_err());
-    }
-
-    /// Goal: SPOP compares on count and popped-plus-remaining, never on which members.
-    #[test]
-    fn pops_compare_on_invariants() {
-        let rest = |members: &[&str]| ok(bulks(members));
-        // Different picks from {a, b, c}: fine.
-        assert!(
-            compare_pop(
-                &ok(bulks(&["a"])),
-                &rest(&["b", "c"]),
-                &ok(bulks(&["c"])),
-                &rest(&["a", "b"])
-            )
-            .is_ok()
-        );
-        assert!(compare_pop(&ok(bulk("a")), &rest(&["b"]), &ok(bulk("b")), &rest(&["a"])).is_ok());
-        // Different counts, different sets before, different reply types: mismatches.
-        assert!(
-            compare_pop(
-                &ok(bulks(&["a", "b"])),
-                &rest(&["c"]),
-                &ok(bulks(&["c"])),
-                &rest(&["a", "b"])
-            )
-            .is_err()
-        );
-        assert!(
-            compare_pop(
-                &ok(bulks(&["a"])),
-                &rest(&["b"]),
-                &ok(bulks(&["a"])),
-                &rest(&["c"])
-            )
-            .is_err()
-        );
-        assert!(
-            compare_pop(
-                &ok(Reply::Nil),
-                &rest(&[]),
-                &ok(Reply::Array(Vec::new())),
-                &rest(&[])
-            )
-            .is_err()
-        );
-        assert!(compare_pop(&ok(bulk("a")), &rest(&[]), &ok(bulks(&["a"])), &rest(&[])).is_err());
-        assert!(compare_pop(&err("ERR x"), &rest(&[]), &err("ERR y"), &rest(&[])).is_ok());
-        assert!(compare_pop(&err("ERR x"), &rest(&[]), &ok(Reply::Nil), &rest(&[])).is_err());
-    }
-
-    /// Goal: try_match outcomes compare as strictly as the SPOP choice allows.
-    #[test]
-    fn try_match_compares_by_pop_choice() {
-        let matched = |pid: &str| ok(bulks(&["matched", "L1", "0", pid, "o1"]));
-        let waiting = ok(Reply::Array(vec![
-            bulk("waiting"),
-            Reply::Int(1),
-            Reply::Int(0),
-        ]));
-        let lock_lost = ok(bulks(&["lock_lost"]));
-        // Whole: only the pair order is free.
-        assert!(compare_try_match(PopChoice::Whole, &matched("p1"), &matched("p2")).is_err());
-        // Subset: picks are free, tag, length and loading id are not.
-        assert!(compare_try_match(PopChoice::Subset, &matched("p1"), &matched("p2")).is_ok());
-        assert!(compare_try_match(PopChoice::Subset, &matched("p1"), &waiting).is_err());
-        let other_id = ok(bulks(&["matched", "L2", "0", "p1", "o1"]));
-        assert!(compare_try_match(PopChoice::Subset, &matched("p1"), &other_id).is_err());
-        assert!(compare_try_match(PopChoice::Subset, &waiting, &waiting.clone()).is_ok());
-        // SubsetBounded: any reply the script can give, but lock_lost on both or neither.
-        assert!(compare_try_match(PopChoice::SubsetBounded, &matched("p1"), &waiting).is_ok());
-        assert!(compare_try_match(PopChoice::SubsetBounded, &lock_lost, &waiting).is_err());
-        assert!(
-            compare_try_match(PopChoice::SubsetBounded, &ok(bulks(&["bogus"])), &waiting).is_err()
-        );
-        assert!(compare_try_match(PopChoice::SubsetBounded, &ok(Reply::Nil), &waiting).is_err());
-    }
-
-    /// Goal: snapshots report missing keys, different values and TTLs out of tolerance,
-    /// and load back into a fake exactly.
-    #[test]
-    fn snapshots_compare_and_load() {
+    fn snapshots_compare() {
         let fake = FakeRedis::new(1, ManualClock::new(1_000_000)).unwrap();
         fake.cmd(&["SADD", "s", "a", "b"]).unwrap();
         fake.cmd(&["HSET", "h", "f", "v"]).unwrap();
@@ -935,13 +594,6 @@ mod tests {
         );
         let differences = snapshot.differences(&real);
         assert_eq!(differences.len(), 3, "{differences:#?}");
-
-        let other = FakeRedis::new(2, ManualClock::new(5_000)).unwrap();
-        other.cmd(&["SET", "stale", "x"]).unwrap();
-        snapshot.load_into(&other).unwrap();
-        assert!(Snapshot::of_fake(&other).differences(&snapshot).is_empty());
-        sync_members(&other, b"s", &[b"b".to_vec(), b"c".to_vec()].into()).unwrap();
-        assert_eq!(other.cmd(&["SMEMBERS", "s"]).unwrap(), bulks(&["b", "c"]));
     }
 
     /// Goal: error wordings compare without script hashes and line numbers.

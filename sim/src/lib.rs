@@ -12,6 +12,11 @@
 //! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
 //! - [`probe`]: the service's typed facts (locks, leases, ...), stamped for the oracle.
 //! - [`trace`]: the event log, canonical text and hash.
+//! - [`flow`]: structured events (arrows, fault windows) beside the trace, for the picture.
+//! - [`recording`]: Store and Allocator wrappers that record those events at the seams.
+//! - [`html`]: one failing (or passing) run as a self-contained HTML timeline.
+//! - [`records`]: one JSON line per seed, and the campaign summary built from them.
+//! - [`shrink`]: shrinking a failing scenario, and the signature that groups failures.
 //! - [`redis_view`]: the fake's data as the oracle reads it.
 //! - [`named`]: hand-written scenarios kept as reviewed snapshots.
 //! - [`campaign`]: many seeds in parallel, summaries, shrinking.
@@ -20,6 +25,8 @@
 pub mod campaign;
 pub mod conformance;
 pub mod fake_redis;
+pub mod flow;
+pub mod html;
 pub mod loading_again;
 pub mod named;
 pub mod one_session;
@@ -27,8 +34,11 @@ pub mod oracle;
 pub mod panics;
 pub mod player;
 pub mod probe;
+pub mod recording;
+pub mod records;
 pub mod redis_view;
 pub mod scenario;
 pub mod seams;
+pub mod shrink;
 pub mod trace;
 pub mod world;

@@ -15,6 +15,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::flow::{self, Flow, FlowKind, Lane, Reply as FlowReply, Structured};
 use crate::seams::sim_elapsed_ms;
 
 /// Where an event came from.
@@ -85,9 +86,90 @@ pub struct TraceEvent {
 pub struct TraceLog {
     /// Events in the order they happened.
     events: Arc<Mutex<Vec<TraceEvent>>>,
+    /// Structured events for the HTML timeline, when the run records them (`None`: every
+    /// structured hook returns at once).
+    structured: Option<Arc<Mutex<Structured>>>,
 }
 
 impl TraceLog {
+    /// A log that also records structured events (arrows, fault windows) for the HTML
+    /// timeline; the text events and their hash are the same either way.
+    pub fn with_structure() -> Self {
+        Self {
+            events: Arc::default(),
+            structured: Some(Arc::default()),
+        }
+    }
+
+    /// Whether structured events are recorded.
+    pub fn is_structured(&self) -> bool {
+        self.structured.is_some()
+    }
+
+    /// Runs `record` on the structured events, if they are recorded; `make` is only called
+    /// then, so a hook costs one branch in a campaign.
+    pub fn structure<R>(&self, record: impl FnOnce(&mut Structured) -> R) -> Option<R> {
+        let structured = self.structured.as_ref()?;
+        let mut guard = structured.lock().ok()?;
+        Some(record(&mut guard))
+    }
+
+    /// Records a structured flow built by `make`, if structured events are recorded;
+    /// returns its index for [`answer`](Self::answer).
+    pub fn flow(&self, make: impl FnOnce() -> Flow) -> Option<usize> {
+        self.structure(|structured| structured.push(make()))
+    }
+
+    /// Records the answer to the call `index` returned by [`flow`](Self::flow).
+    pub fn answer(&self, index: Option<usize>, make: impl FnOnce() -> FlowReply) {
+        if let Some(index) = index {
+            self.structure(|structured| structured.answer(index, make()));
+        }
+    }
+
+    /// A player connected to `server`: an arrow, and its later frames go to that server.
+    pub fn player_connected(&self, player: usize, server: &str) {
+        self.structure(|structured| {
+            structured.peers.insert(player, server.to_owned());
+            structured.push(flow::flow(
+                sim_elapsed_ms(),
+                FlowKind::Connect,
+                Lane::Player(player),
+                Some(Lane::Server(server.to_owned())),
+                format!("P{player} connects to {server}"),
+            ));
+        });
+    }
+
+    /// A frame (or close) between a player and the server of its current connection, of
+    /// `kind` (`FrameOut`: the server sent it); `text` says what it was. The ids it names
+    /// are found in the text.
+    pub fn player_frame(&self, player: usize, kind: FlowKind, text: impl FnOnce() -> String) {
+        self.structure(|structured| {
+            let peer = structured
+                .peers
+                .get(&player)
+                .map_or(Lane::World, |server| Lane::Server(server.clone()));
+            let text = text();
+            let (from, to) = match kind {
+                FlowKind::FrameOut => (peer, Lane::Player(player)),
+                FlowKind::Close if text.contains("closed by server") => {
+                    (peer, Lane::Player(player))
+                }
+                _ => (Lane::Player(player), peer),
+            };
+            let mut flow = flow::flow(sim_elapsed_ms(), kind, from, Some(to), text);
+            flow.ids = flow::uuids_in(&flow.text);
+            structured.push(flow);
+        });
+    }
+
+    /// The structured events so far (empty when not recorded).
+    pub fn structured(&self) -> Structured {
+        self.structure(|structured| structured.clone())
+            .unwrap_or_default()
+    }
+
     /// Appends an event.
     pub fn push(&self, event: TraceEvent) {
         if let Ok(mut events) = self.events.lock() {
@@ -227,7 +309,7 @@ impl Aliases {
 const UUID_LEN: usize = 36;
 
 /// Byte offset of the first hyphenated UUID in `text`.
-fn find_uuid(text: &str) -> Option<usize> {
+pub(crate) fn find_uuid(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let is_uuid = |window: &[u8]| {
         window.len() == UUID_LEN

@@ -13,11 +13,13 @@
 //!   `redis.*`, `math.random`, conversions, the instruction budget).
 //! - `scan.rs`: SCAN-family cursors; `glob.rs`: Redis glob patterns.
 //! - `pubsub.rs`: PSUBSCRIBE / PUBLISH; `faults.rs`: the fault plan and its counters.
+//! - `follow.rs`: where choices come from (the seed, or a real Redis's record to follow).
 //! - `time.rs`: the [`TimeSource`] seam and a [`ManualClock`] for tests.
 //! - `args.rs`, `errors.rs`: argument parsing and error texts shared by the commands.
 //!
 //! Everything is deterministic: ordered maps only, no wall clock, and every random choice
-//! (SPOP picks, SCAN page shapes, faults) comes from ChaCha8 streams of the seed.
+//! (SPOP picks, SCAN page shapes, faults) comes from ChaCha8 streams of the seed, unless
+//! the conformance suite makes the fake follow a real Redis's choices ([`FakeRedis::follow`]).
 
 mod args;
 mod commands;
@@ -25,6 +27,7 @@ mod convert;
 mod data;
 mod errors;
 mod faults;
+mod follow;
 mod glob;
 mod lua_host;
 mod lua_lib;
@@ -45,6 +48,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use data::{DataView, Entry, Fields, Members, Value};
 pub use faults::{FaultKind, FaultPlan, ScheduledFault};
+pub use follow::{CHOICE_COMMANDS, Recorded};
 pub use glob::glob_match;
 pub use lua_lib::DEFAULT_SCRIPT_INSTRUCTIONS;
 pub use pubsub::{FakeSubscription, SUBSCRIBER_BUFFER_MESSAGES};
@@ -143,7 +147,7 @@ impl FakeRedis {
         fault_rng.set_stream(FAULT_STREAM);
         let core = Core {
             db: data::Db::default(),
-            rng: data_rng,
+            choices: follow::Choices::seeded(data_rng),
             scan_seed: seed,
             pubsub: pubsub::PubSub::default(),
         };
@@ -266,6 +270,21 @@ impl FakeRedis {
     /// Top-level commands received so far (a script counts once).
     pub fn commands_executed(&self) -> u64 {
         self.lock().commands_executed
+    }
+
+    /// Makes the commands that follow take the choices a real Redis made for the same
+    /// calls (`recorded`, in call order) instead of the seed's: SPOP and SRANDMEMBER picks,
+    /// the order of SMEMBERS, HGETALL, HKEYS, HVALS and KEYS, SCAN-family pages (see
+    /// [`CHOICE_COMMANDS`]). Each choice is checked to be one the fake could make itself.
+    /// For the conformance suite; until [`stop_following`](Self::stop_following).
+    pub fn follow(&self, recorded: Vec<Recorded>) {
+        self.lock().core.choices.follow(recorded);
+    }
+
+    /// Goes back to the seed's choices; returns every choice that could not be followed
+    /// and every recorded reply no command took, one line each (empty: followed exactly).
+    pub fn stop_following(&self) -> Vec<String> {
+        self.lock().core.choices.stop_following()
     }
 
     /// Runs `inspect` on a read-only view of the live data, at the current time. The view

@@ -9,7 +9,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::args::{is_option, parse_i64};
+use match_server::store::Reply;
+
+use super::args::{is_option, parse_cursor, parse_i64};
 use super::errors::CmdError;
 use super::glob::glob_match;
 
@@ -129,6 +131,41 @@ pub fn page<'a>(
             .map(|(_, element)| element)
             .collect(),
     )
+}
+
+/// Checks a SCAN-family reply a real Redis gave, for the fake to follow: a cursor the fake
+/// can parse, then elements in groups of `width` (1, or 2 for HSCAN's field and value),
+/// each accepted by `element` (which says why not otherwise).
+pub fn check_page(
+    reply: &Reply,
+    width: usize,
+    element: impl Fn(&[Reply]) -> Result<(), String>,
+) -> Result<(), String> {
+    let Reply::Array(parts) = reply else {
+        return Err("not a SCAN page".to_owned());
+    };
+    let [Reply::Bulk(cursor), Reply::Array(elements)] = parts.as_slice() else {
+        return Err("not a SCAN page".to_owned());
+    };
+    if parse_cursor(cursor).is_none() {
+        return Err("a cursor that is not a number".to_owned());
+    }
+    if elements.len() % width != 0 {
+        return Err("a field without its value".to_owned());
+    }
+    elements.chunks(width).try_for_each(element)
+}
+
+/// [`matches`] as a check for [`check_page`].
+pub fn check_match(options: &ScanOptions, element: &[u8]) -> Result<(), String> {
+    if matches(options, element) {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{}\" does not match the pattern",
+            element.escape_ascii()
+        ))
+    }
 }
 
 /// Whether an element passes the MATCH filter.

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 mod duplicate;
 
+use crate::flow::FlowKind;
 use crate::oracle::{ClientEvent, Oracle};
 use crate::scenario::{Behavior, PlayerPlan};
 use crate::seams::{sim_elapsed_ms, uuid_from};
@@ -196,6 +197,7 @@ impl Player {
         match &ws {
             Some(_) => {
                 self.note(format!("connected to {host}"));
+                self.log.player_connected(self.index, &host);
                 self.observe(ClientEvent::Connected);
             }
             None => self.note(format!("cannot connect to {host}")),
@@ -287,12 +289,17 @@ impl Player {
                         continue;
                     };
                     self.note(format!("<- {}", describe(&message)));
+                    self.log
+                        .player_frame(self.index, FlowKind::FrameOut, || describe(&message));
                     self.observe(ClientEvent::Received(message.clone()));
                     self.react(&message, &mut view, &mut actions, rounds_left);
                 }
                 Some(Some(Ok(Message::Close(frame)))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(0);
                     self.note(format!("closed by server (code {code})"));
+                    self.log.player_frame(self.index, FlowKind::Close, || {
+                        format!("closed by server (code {code})")
+                    });
                     return Ending::Reconnect(self.rng.random_range(300..800));
                 }
                 Some(Some(Ok(_))) => {}
@@ -449,6 +456,9 @@ impl Player {
             Action::Enqueue { burst } => {
                 let frame = enqueue_frame(self.id, &self.mode);
                 self.note(format!("-> enqueue x{burst}"));
+                self.log.player_frame(self.index, FlowKind::FrameIn, || {
+                    format!("{frame} x{burst}")
+                });
                 for _ in 0..burst {
                     self.observe(ClientEvent::SentEnqueue);
                     let _ = ws.feed(Message::Text(frame.clone().into())).await;
@@ -471,6 +481,9 @@ impl Player {
                 for _ in 0..times {
                     self.observe(ClientEvent::SentLoadingComplete(loading));
                     self.note(format!("-> loading_complete {loading}"));
+                    self.log.player_frame(self.index, FlowKind::FrameIn, || {
+                        format!("loading_complete {loading}")
+                    });
                     let frame = format!(
                         r#"{{"type":"loading_complete","loading_session_id":"{loading}"}}"#
                     );
@@ -486,6 +499,8 @@ impl Player {
                 } else {
                     "disconnects to reconnect".into()
                 });
+                self.log
+                    .player_frame(self.index, FlowKind::Close, || "close (disconnects)".into());
                 let _ = ws.close(None).await;
                 return Some(if for_good {
                     Ending::ForGood
@@ -515,6 +530,9 @@ impl Player {
             }
             Action::Flood => {
                 self.note(format!("-> {FLOOD_FRAMES} dequeue frames at once"));
+                self.log.player_frame(self.index, FlowKind::FrameIn, || {
+                    format!("{FLOOD_FRAMES} dequeue frames at once")
+                });
                 for _ in 0..FLOOD_FRAMES {
                     let _ = ws.feed(Message::Text(r#"{"type":"dequeue"}"#.into())).await;
                 }
@@ -542,6 +560,8 @@ impl Player {
 
     async fn send_text(&self, ws: &mut Ws, frame: String) {
         self.note(format!("-> {frame}"));
+        self.log
+            .player_frame(self.index, FlowKind::FrameIn, || frame.clone());
         let _ = ws.send(Message::Text(frame.into())).await;
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use match_server::config::Settings;
 use match_server::matchmaker::Deps;
 use match_server::server;
-use match_server::store::Store;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
@@ -83,6 +82,7 @@ pub fn start_servers(
     fake: &FakeRedis,
     allocator: &Arc<SimAllocator>,
     facts: &FactLog,
+    log: &TraceLog,
 ) -> Vec<ServerHandle> {
     let mut handles = Vec::new();
     for index in 0..usize::from(scenario.servers.max(1)) {
@@ -91,14 +91,15 @@ pub fn start_servers(
         let shutdown = Arc::new(Notify::new());
         let ids = Arc::new(SimIds::new(scenario.seed.wrapping_add(index as u64 + 1)));
         let (settings, fake, allocator) = (settings.clone(), fake.clone(), allocator.clone());
+        let (log, host_name) = (log.clone(), name.clone());
         let (host_clock, host_shutdown) = (clock.clone(), shutdown.clone());
         let probe = Arc::new(facts.probe(&name));
         sim.host(name.as_str(), move || {
             let deps = Deps {
-                store: Arc::new(fake.clone()) as Arc<dyn Store>,
+                store: crate::recording::store(Arc::new(fake.clone()), &host_name, &log),
                 clock: Arc::new(host_clock.clone()),
                 ids: ids.clone(),
-                allocator: allocator.clone(),
+                allocator: crate::recording::allocator(allocator.clone(), &host_name, &log),
                 probe: probe.clone(),
             };
             let (settings, shutdown) = (settings.clone(), host_shutdown.clone());

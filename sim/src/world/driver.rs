@@ -115,8 +115,9 @@ impl<'a> Driver<'a> {
         ));
         let witness = RedisWitness::new(fake.clone(), &settings.key_prefix);
         let facts = FactLog::with_witnesses(Arc::new(witness));
-        let servers =
-            build::start_servers(&mut sim, scenario, &settings, &fake, &allocator, &facts);
+        let servers = build::start_servers(
+            &mut sim, scenario, &settings, &fake, &allocator, &facts, log,
+        );
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));
         build::start_clients(&mut sim, scenario, &settings, log, &oracle);
         let clients = (0..scenario.client_hosts.max(1))
@@ -248,6 +249,7 @@ impl<'a> Driver<'a> {
                 Some("faults heal: the world runs quiet".to_owned())
             }
         };
+        super::marks::record(&self.log, now_ms, event, text.as_deref());
         if let Some(text) = text {
             self.log.note_at(now_ms, "world", Source::World, text);
         }

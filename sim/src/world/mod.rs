@@ -10,6 +10,7 @@
 mod build;
 mod driver;
 mod events;
+mod marks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct RunConfig {
     pub check_every_ms: u64,
     /// The most detailed service events the trace keeps.
     pub trace_level: Level,
+    /// Record structured events (arrows, fault windows) for the HTML timeline; off in
+    /// campaigns. Never changes the text trace or its hash.
+    pub structured: bool,
 }
 
 impl Default for RunConfig {
@@ -54,6 +58,7 @@ impl Default for RunConfig {
             tick_ms: 20,
             check_every_ms: 100,
             trace_level: Level::INFO,
+            structured: false,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// Matches that got a game server.
     pub matches: u64,
+    /// Structured events for the HTML timeline (empty unless `RunConfig::structured`).
+    pub structured: crate::flow::Structured,
 }
 
 impl RunReport {
@@ -150,7 +157,11 @@ pub fn player_token(player: uuid::Uuid) -> String {
 
 /// Runs `scenario` to its end and judges it.
 pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
-    let log = TraceLog::default();
+    let log = if config.structured {
+        TraceLog::with_structure()
+    } else {
+        TraceLog::default()
+    };
     // turmoil's own events are noise, but its `node` span names the host of every event.
     // The lock's debug events always stay: a timeline shows who held which lock when.
     let max_level = config.trace_level;
@@ -185,6 +196,7 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
         faults: outcome.faults,
         sim_ms: outcome.sim_ms,
         matches: outcome.matches,
+        structured: log.structured(),
     }
 }
 

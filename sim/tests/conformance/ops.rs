@@ -289,13 +289,12 @@ pub enum Check {
         /// HSCAN: field/value pairs.
         pairs: bool,
     },
-    /// SPOP, with or without a count.
-    Pop,
-    /// EVAL of a service script other than the two below.
+    /// SPOP or SRANDMEMBER: run on Redis first; the fake follows Redis's picks.
+    Followed,
+    /// EVAL of a service script: run on Redis first with the recorder; the fake follows
+    /// the choices Redis made inside it.
     Script,
-    /// EVAL of try_match, whose SPOP picks at random.
-    TryMatch,
-    /// EVAL of sweep_players, run to the end of its HSCAN iteration.
+    /// EVAL of sweep_players, as `Script`, page after page to the end of its iteration.
     Sweep,
 }
 
@@ -335,7 +334,9 @@ impl fmt::Debug for Op {
 /// One generated case: the fake's seed and the operations.
 #[derive(Clone)]
 pub struct Sequence {
-    /// Seeds the fake's random choices (SPOP picks, SCAN page shapes, `math.random`).
+    /// Seeds the fake's own random choices (SCAN page shapes of top-level iterations,
+    /// `math.random`); drawn from `CONFORMANCE_SEED` like the operations, never shrunk.
+    /// Choices Redis makes (SPOP picks and the like) the fake follows instead.
     pub fake_seed: u64,
     /// What to run, in order, against both servers.
     pub ops: Vec<Op>,
@@ -377,7 +378,7 @@ pub fn sequence() -> impl Strategy<Value = Sequence> {
         prop::collection::vec(enqueue_live(), 0..=MAX_SETUP_PLAYERS),
         prop::option::weighted(0.85, lock()),
     );
-    (any::<u64>(), setup, ops).prop_map(|(fake_seed, (players, lock), ops)| Sequence {
+    (any::<u64>().no_shrink(), setup, ops).prop_map(|(fake_seed, (players, lock), ops)| Sequence {
         fake_seed,
         ops: [players, lock.into_iter().collect(), ops].concat(),
     })
@@ -424,6 +425,7 @@ pub fn op(eval_weight: u32) -> BoxedStrategy<Op> {
         2 => simple("SCARD", SET_KEYS, Check::Exact),
         3 => simple("SMEMBERS", SET_KEYS, Check::Unordered),
         4 => spop(),
+        2 => srandmember(),
         8 => hset(),
         3 => hget(),
         3 => simple("HGETALL", HASH_KEYS, Check::Map),
@@ -531,7 +533,38 @@ fn spop() -> BoxedStrategy<Op> {
     )
         .prop_map(|(key, count)| Op {
             argv: [vec![word("SPOP"), key], count.into_iter().collect()].concat(),
-            check: Check::Pop,
+            check: Check::Followed,
+        })
+        .boxed()
+}
+
+/// SRANDMEMBER counts: one, several, the whole set and more, repeats (negative), zero,
+/// and ones that do not parse or are out of range (huge negative counts, which Redis
+/// would answer with that many members, are left out).
+const RANDMEMBER_COUNTS: &[&str] = &[
+    "1",
+    "2",
+    "3",
+    "10",
+    "0",
+    "-1",
+    "-3",
+    "-12",
+    "x",
+    "",
+    "1.5",
+    "-9223372036854775808",
+];
+
+/// `SRANDMEMBER key [count]`.
+fn srandmember() -> BoxedStrategy<Op> {
+    (
+        key(SET_KEYS),
+        prop::option::weighted(0.7, text_of(RANDMEMBER_COUNTS)),
+    )
+        .prop_map(|(key, count)| Op {
+            argv: [vec![word("SRANDMEMBER"), key], count.into_iter().collect()].concat(),
+            check: Check::Followed,
         })
         .boxed()
 }
@@ -815,8 +848,26 @@ fn other_command() -> BoxedStrategy<Op> {
 /// Commands with a wrong number of arguments, unknown commands and names in mixed case.
 fn odd_command() -> BoxedStrategy<Op> {
     let names = &[
-        "SADD", "SREM", "SCARD", "SMEMBERS", "SPOP", "HSET", "HGET", "HGETALL", "DEL", "EXISTS",
-        "EXPIRE", "TTL", "PTTL", "SET", "GET", "SCAN", "PUBLISH", "EVAL", "NOSUCH",
+        "SADD",
+        "SREM",
+        "SCARD",
+        "SMEMBERS",
+        "SPOP",
+        "SRANDMEMBER",
+        "HSET",
+        "HGET",
+        "HGETALL",
+        "DEL",
+        "EXISTS",
+        "EXPIRE",
+        "TTL",
+        "PTTL",
+        "SET",
+        "GET",
+        "SCAN",
+        "PUBLISH",
+        "EVAL",
+        "NOSUCH",
     ];
     (
         select(names),
@@ -831,8 +882,10 @@ fn odd_command() -> BoxedStrategy<Op> {
             };
             Op {
                 argv: [vec![word(&name)], args].concat(),
-                check: if name.eq_ignore_ascii_case("SPOP") {
-                    Check::Pop
+                check: if name.eq_ignore_ascii_case("SPOP")
+                    || name.eq_ignore_ascii_case("SRANDMEMBER")
+                {
+                    Check::Followed
                 } else if name.eq_ignore_ascii_case("SMEMBERS") {
                     Check::Unordered
                 } else if name.eq_ignore_ascii_case("HGETALL") {
@@ -1001,7 +1054,7 @@ const SPECS: &[ScriptSpec] = &[
             Role::Pool(MAX_POPS),
             Role::Token,
         ],
-        check: Check::TryMatch,
+        check: Check::Script,
     },
     ScriptSpec {
         name: "loading_complete",

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use match_server::store::Reply;
 use match_server::store::redis_store::{self, server_error_text};
+use match_sim::conformance::recorder::{decode_log, recording_source};
 use match_sim::conformance::{Data, KeyState, Outcome, Snapshot};
+use match_sim::fake_redis::Recorded;
 pub use match_testkit::redis_server::redis_url;
 use redis::{ConnectionLike, Value};
 
@@ -70,6 +72,31 @@ impl RealRedis {
                 _ => panic!("the connection to Redis failed on {argv:?}: {error}"),
             },
         }
+    }
+
+    /// Runs `EVAL source numkeys ...` with the recorder in front of the source (see
+    /// `match_sim::conformance::recorder`), logging to the list at `log_key`; returns the
+    /// outcome and the choices Redis made inside the script, in call order.
+    pub fn run_recorded(&mut self, argv: &[Vec<u8>], log_key: &[u8]) -> (Outcome, Vec<Recorded>) {
+        let mut recording = argv.to_vec();
+        if let Some(source) = recording.get_mut(1) {
+            *source = recording_source(&String::from_utf8_lossy(source), log_key).into_bytes();
+        }
+        let outcome = self.run(&recording);
+        let log = self.run(&[
+            b"LRANGE".to_vec(),
+            log_key.to_vec(),
+            b"0".to_vec(),
+            b"-1".to_vec(),
+        ]);
+        let _ = self.run(&[b"DEL".to_vec(), log_key.to_vec()]);
+        let items: Vec<Vec<u8>> = match log {
+            Ok(Reply::Array(items)) => items.into_iter().map(bytes_of).collect(),
+            other => panic!("the recorder's log could not be read: {other:?}"),
+        };
+        let recorded = decode_log(&items)
+            .unwrap_or_else(|error| panic!("the recorder's log is damaged: {error}"));
+        (outcome, recorded)
     }
 
     /// [`run`](Self::run) for text arguments.

@@ -1,20 +1,26 @@
 //! Runs one generated sequence against a fresh fake and the real Redis side by side,
 //! comparing every reply and, at the end, all the data.
 //!
-//! Each case gets its own key namespace on the real server (it is never flushed, so a
-//! shared server is fine) and a fresh `FakeRedis` whose `ManualClock` starts at the wall
-//! clock, so expiry arithmetic overflows at the same values on both.
+//! Each case works in the run's case namespace on the real server (emptied before and
+//! after the case; the server is never flushed, so a shared server is fine) and gets a
+//! fresh `FakeRedis` whose `ManualClock` starts at the wall clock, so expiry arithmetic
+//! overflows at the same values on both.
+//!
+//! Where Redis makes a choice (SPOP and SRANDMEMBER picks, and inside scripts also the
+//! order of SMEMBERS and the like and SCAN-family pages), the operation runs on Redis
+//! first, with its choices recorded, and the fake follows them (`FakeRedis::follow`), so
+//! both replies and both data compare exactly; a choice the fake cannot follow fails the
+//! case.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use match_server::scripts::SCRIPTS;
 use match_server::store::Reply;
 use match_sim::conformance::{
-    Mismatch, Outcome, PopChoice, Shape, Snapshot, compare, compare_pop, compare_try_match,
-    error_wording_difference, fake_outcome, reply_tag, sync_members,
+    Mismatch, Outcome, Shape, Snapshot, compare, error_wording_difference, fake_outcome, reply_tag,
 };
-use match_sim::fake_redis::{FakeRedis, FakeSubscription, ManualClock};
+use match_sim::fake_redis::{FakeRedis, FakeSubscription, ManualClock, Recorded};
 
 use crate::ops::{Arg, Check, Op, PATTERNS, Sequence};
 use crate::real_redis::RealRedis;
@@ -23,19 +29,6 @@ use crate::real_redis::RealRedis;
 /// A SCAN walks the real server's whole keyspace (MATCH filters after the walk), so on a
 /// shared server with many keys and `COUNT 1` an iteration takes many calls.
 const MAX_ITERATION_CALLS: usize = 1_000_000;
-
-/// Decides how much of a try_match outcome SPOP's picks decide, with Redis's own Lua:
-/// 0 the queue is popped whole (or not at all), 1 a subset with a pop budget of at least
-/// the queue size, 2 a subset that the budget may cut short (see `PopChoice`).
-const POP_CHOICE_PROBE: &str = r"
-local ok, card = pcall(redis.call, 'SCARD', KEYS[1])
-if not ok or type(card) ~= 'number' then return 0 end
-local need = ARGV[2] and tonumber(ARGV[2])
-local max_pops = ARGV[6] and tonumber(ARGV[6])
-if not need or not max_pops or need <= 0 or need >= card or max_pops <= 0 then return 0 end
-if max_pops >= card then return 1 end
-return 2
-";
 
 /// What the suite saw, for the summary printed after a run.
 #[derive(Debug, Default)]
@@ -50,10 +43,8 @@ pub struct Stats {
     pub by_script_outcome: BTreeMap<String, u64>,
     /// Operations where both servers answered with an error.
     pub both_errors: u64,
-    /// try_match calls by how much SPOP's picks decided.
-    pub pop_choices: BTreeMap<String, u64>,
-    /// Times the fake's data was brought in line with Redis's after a random pick.
-    pub resyncs: u64,
+    /// Redis's choices the fake followed, by command (inside scripts and at top level).
+    pub followed: BTreeMap<String, u64>,
     /// Error wordings that differ (same kind), fake then Redis, with how often.
     pub wordings: BTreeMap<(String, String), u64>,
 }
@@ -67,20 +58,37 @@ fn wall_ms() -> u64 {
         })
 }
 
+/// Where a run keeps its keys and channels on the real server.
+pub struct Namespaces {
+    /// The run's channels (the real subscriber listens under it).
+    pub channels: String,
+    /// Every case's keys (one case at a time); emptied before and after each case.
+    pub case: String,
+    /// The list the recorder logs Redis's choices to, outside the case's keys.
+    pub log_key: Vec<u8>,
+}
+
 /// One case in progress.
 pub struct CaseRun<'a> {
     /// The real server.
     real: &'a mut RealRedis,
     /// The fake, fresh for this case.
     fake: FakeRedis,
-    /// This case's key namespace on the real server.
-    namespace: String,
-    /// The run's channel namespace (the real subscriber listens under it).
-    channel_namespace: String,
+    /// Where keys, channels and the recorder's log go.
+    namespaces: &'a Namespaces,
     /// Counters for the summary.
     stats: &'a mut Stats,
     /// The fake's subscriptions, held so PUBLISH counts them.
     _subscriptions: Vec<FakeSubscription>,
+}
+
+/// How Redis's choices for one operation are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Record {
+    /// A top-level command: its reply is the choice.
+    Reply,
+    /// An EVAL: the recorder logs the choices made inside the script.
+    Script,
 }
 
 /// Runs `sequence` on both servers; `Err` describes the first mismatch.
@@ -88,26 +96,25 @@ pub fn run_sequence(
     real: &mut RealRedis,
     stats: &mut Stats,
     sequence: &Sequence,
-    channel_namespace: &str,
-    namespace: String,
+    namespaces: &Namespaces,
 ) -> Result<(), String> {
     let fake = FakeRedis::new(sequence.fake_seed, ManualClock::new(wall_ms()))
         .map_err(|error| format!("the fake did not start: {error}"))?;
     let subscriptions = PATTERNS
         .iter()
-        .map(|pattern| fake.subscribe_pattern(&format!("{channel_namespace}{pattern}")))
+        .map(|pattern| fake.subscribe_pattern(&format!("{}{pattern}", namespaces.channels)))
         .collect();
     stats.cases += 1;
+    real.delete_namespace(&namespaces.case);
     let mut case = CaseRun {
         real,
         fake,
-        namespace,
-        channel_namespace: channel_namespace.to_owned(),
+        namespaces,
         stats,
         _subscriptions: subscriptions,
     };
     let result = case.run_all(&sequence.ops);
-    case.real.delete_namespace(&case.namespace);
+    case.real.delete_namespace(&namespaces.case);
     result
 }
 
@@ -124,7 +131,8 @@ impl CaseRun<'_> {
             self.run_op(op)
                 .map_err(|report| format!("operation {} `{op}`:\n{report}", index + 1))?;
         }
-        let differences = self.data_differences();
+        let real = self.real.snapshot(&self.namespaces.case);
+        let differences = Snapshot::of_fake(&self.fake).differences(&real);
         if differences.is_empty() {
             Ok(())
         } else {
@@ -135,21 +143,15 @@ impl CaseRun<'_> {
         }
     }
 
-    /// The differences between the fake's data and Redis's, one line each.
-    fn data_differences(&mut self) -> Vec<String> {
-        let real = self.real.snapshot(&self.namespace);
-        Snapshot::of_fake(&self.fake).differences(&real)
-    }
-
     /// The argv with the namespaces and script sources filled in.
     fn resolve(&self, argv: &[Arg]) -> Vec<Vec<u8>> {
         argv.iter()
             .map(|arg| match arg {
                 Arg::Key(key) | Arg::KeyGlob(key) => {
-                    format!("{}{key}", self.namespace).into_bytes()
+                    format!("{}{key}", self.namespaces.case).into_bytes()
                 }
                 Arg::Channel(channel) => {
-                    format!("{}{channel}", self.channel_namespace).into_bytes()
+                    format!("{}{channel}", self.namespaces.channels).into_bytes()
                 }
                 Arg::Script(index) => SCRIPTS
                     .all()
@@ -166,16 +168,21 @@ impl CaseRun<'_> {
         fake_outcome(self.fake.execute(argv))
     }
 
+    /// Counts both servers failing and error wordings that differ.
+    fn tally(&mut self, fake: &Outcome, real: &Outcome) {
+        if fake.is_err() && real.is_err() {
+            self.stats.both_errors += 1;
+        }
+        if let Some(wording) = error_wording_difference(fake, real) {
+            *self.stats.wordings.entry(wording).or_default() += 1;
+        }
+    }
+
     /// Runs `argv` on both servers.
     fn on_both(&mut self, argv: &[Vec<u8>]) -> (Outcome, Outcome) {
         let fake = self.on_fake(argv);
         let real = self.real.run(argv);
-        if fake.is_err() && real.is_err() {
-            self.stats.both_errors += 1;
-        }
-        if let Some(wording) = error_wording_difference(&fake, &real) {
-            *self.stats.wordings.entry(wording).or_default() += 1;
-        }
+        self.tally(&fake, &real);
         (fake, real)
     }
 
@@ -183,20 +190,64 @@ impl CaseRun<'_> {
     fn run_op(&mut self, op: &Op) -> Result<(), String> {
         let argv = self.resolve(&op.argv);
         let shape = match op.check {
-            Check::Exact | Check::Script => Shape::Exact,
+            Check::Exact => Shape::Exact,
             Check::Unordered => Shape::Unordered,
             Check::Map => Shape::Map,
             Check::Ttl(unit_ms) => Shape::Ttl { unit_ms },
             Check::Scan { cursor_at, pairs } => return self.scan(&argv, cursor_at, pairs),
-            Check::Pop => return self.pop(&argv),
-            Check::TryMatch => return self.try_match(op, &argv),
+            Check::Followed => return self.followed(&argv, Record::Reply).map(|_| ()),
+            Check::Script => {
+                let real = self.followed(&argv, Record::Script)?;
+                self.count_script(op, &real);
+                return Ok(());
+            }
             Check::Sweep => return self.sweep(op, &argv),
         };
         let (fake, real) = self.on_both(&argv);
-        if op.check == Check::Script {
-            self.count_script(op, &real);
-        }
         compare(shape, &fake, &real).map_err(|mismatch| mismatch.to_string())
+    }
+
+    /// Runs `argv` on Redis, recording its choices, then on the fake following them, and
+    /// compares the outcomes exactly; returns Redis's outcome. A choice the fake could not
+    /// follow is a mismatch even when the replies agree.
+    fn followed(&mut self, argv: &[Vec<u8>], record: Record) -> Result<Outcome, String> {
+        let (real, recorded) = match record {
+            Record::Reply => {
+                let real = self.real.run(argv);
+                let recorded = real.as_ref().ok().map(|reply| Recorded {
+                    argv: argv.to_vec(),
+                    reply: reply.clone(),
+                });
+                (real, recorded.into_iter().collect())
+            }
+            Record::Script => self.real.run_recorded(argv, &self.namespaces.log_key),
+        };
+        for call in &recorded {
+            let name = call.argv.first().map_or_else(String::new, |name| {
+                String::from_utf8_lossy(name).to_uppercase()
+            });
+            *self.stats.followed.entry(name).or_default() += 1;
+        }
+        self.fake.follow(recorded.clone());
+        let fake = self.on_fake(argv);
+        let problems = self.fake.stop_following();
+        self.tally(&fake, &real);
+        let verdict = if problems.is_empty() {
+            compare(Shape::Exact, &fake, &real).map_err(|mismatch| mismatch.to_string())
+        } else {
+            let mismatch = Mismatch::new(
+                &fake,
+                &real,
+                format!(
+                    "the fake could not follow Redis's choices:\n    - {}",
+                    problems.join("\n    - ")
+                ),
+            );
+            Err(mismatch.to_string())
+        };
+        verdict
+            .map(|()| real)
+            .map_err(|report| format!("{report}\n{}", choices_made(&recorded)))
     }
 
     /// Counts a script's outcome on Redis.
@@ -216,7 +267,8 @@ impl CaseRun<'_> {
             .or_default() += 1;
     }
 
-    /// A whole SCAN-family iteration on each server, compared by its union.
+    /// A whole SCAN-family iteration on each server, compared by its union (the fake's
+    /// own pages, not Redis's: the iteration's union does not depend on them).
     fn scan(&mut self, argv: &[Vec<u8>], cursor_at: usize, pairs: bool) -> Result<(), String> {
         let fake = iterate(argv, cursor_at, |argv| self.on_fake(argv));
         let real = iterate(argv, cursor_at, |argv| self.real.run(argv));
@@ -224,172 +276,67 @@ impl CaseRun<'_> {
         compare(shape, &fake, &real).map_err(|mismatch| mismatch.to_string())
     }
 
-    /// SPOP: compared on what does not depend on the picks, then the fake's set is made
-    /// to hold what Redis's holds.
-    fn pop(&mut self, argv: &[Vec<u8>]) -> Result<(), String> {
-        let (fake, real) = self.on_both(argv);
-        let Some(key) = argv.get(1) else {
-            return compare(Shape::Exact, &fake, &real).map_err(|m| m.to_string());
-        };
-        let members = vec![b"SMEMBERS".to_vec(), key.clone()];
-        let fake_rest = self.on_fake(&members);
-        let real_rest = self.real.run(&members);
-        compare_pop(&fake, &fake_rest, &real, &real_rest).map_err(|mismatch| {
-            format!(
-                "{mismatch}\n  members left: fake {}, redis {}",
-                match_sim::conformance::render(&fake_rest),
-                match_sim::conformance::render(&real_rest)
-            )
-        })?;
-        if let (Ok(Reply::Array(fake_rest)), Ok(Reply::Array(real_rest))) = (&fake_rest, &real_rest)
-        {
-            let fake_rest = bulk_set(fake_rest);
-            let real_rest = bulk_set(real_rest);
-            if fake_rest != real_rest {
-                self.stats.resyncs += 1;
-                sync_members(&self.fake, key, &real_rest)
-                    .map_err(|error| format!("could not resync the fake: {error}"))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// try_match: compared as strictly as SPOP's picks allow; afterwards the fake holds
-    /// exactly Redis's data (see `PopChoice`).
-    fn try_match(&mut self, op: &Op, argv: &[Vec<u8>]) -> Result<(), String> {
-        let mut probe = argv.to_vec();
-        if let Some(source) = probe.get_mut(1) {
-            *source = POP_CHOICE_PROBE.as_bytes().to_vec();
-        }
-        let choice = match self.real.run(&probe) {
-            Ok(Reply::Int(1)) => PopChoice::Subset,
-            Ok(Reply::Int(2)) => PopChoice::SubsetBounded,
-            _ => PopChoice::Whole,
-        };
-        *self
-            .stats
-            .pop_choices
-            .entry(format!("{choice:?}"))
-            .or_default() += 1;
-        if choice != PopChoice::Whole {
-            self.check_data_before(op)?;
-        }
-        let (fake, real) = self.on_both(argv);
-        self.count_script(op, &real);
-        compare_try_match(choice, &fake, &real).map_err(|mismatch| mismatch.to_string())?;
-        if choice == PopChoice::Whole {
-            self.sync_players_order(argv)
-        } else {
-            self.resync()
-        }
-    }
-
-    /// After a try_match that popped the whole queue, the loading hash's `players` field
-    /// lists the same players in SPOP order (also when the script failed after writing
-    /// it); the fake takes Redis's order (once it is shown to be the same players), so
-    /// later scripts reply in the same order.
-    fn sync_players_order(&mut self, argv: &[Vec<u8>]) -> Result<(), String> {
-        let Some(loading_key) = argv.get(5) else {
-            return Ok(());
-        };
-        let read = vec![b"HGET".to_vec(), loading_key.clone(), b"players".to_vec()];
-        let fake_players = self.on_fake(&read);
-        let real_players = self.real.run(&read);
-        let ids = |outcome: &Outcome| match outcome {
-            Ok(Reply::Bulk(list)) => {
-                let mut ids: Vec<Vec<u8>> = list
-                    .split(|byte| *byte == b',')
-                    .map(<[u8]>::to_vec)
-                    .collect();
-                ids.sort_unstable();
-                Some(ids)
-            }
-            _ => None,
-        };
-        if ids(&fake_players) != ids(&real_players) {
-            let mismatch = Mismatch::new(
-                &fake_players,
-                &real_players,
-                "the loading session lists different players",
-            );
-            return Err(mismatch.to_string());
-        }
-        if fake_players != real_players {
-            if let Ok(Reply::Bulk(order)) = real_players {
-                let write = vec![
-                    b"HSET".to_vec(),
-                    loading_key.clone(),
-                    b"players".to_vec(),
-                    order,
-                ];
-                fake_outcome(self.fake.execute(&write))
-                    .map_err(|error| format!("could not copy the players order: {error}"))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// sweep_players repeated with the cursor it returns until that is 0, on each server;
-    /// compared by the total removed (Redis answers a small hash in one HSCAN page, the
-    /// fake in pages of its own shapes). When the sweep fails part way (a queue key of the
-    /// wrong type), what it removed before failing depends on the HSCAN order, which Redis
-    /// leaves unspecified; then the fake takes Redis's data, after the data before the
-    /// sweep was shown to match.
+    /// sweep_players page by page, as the service calls it: each call on Redis first and
+    /// then on the fake following Redis's HSCAN page, compared exactly, then again with
+    /// the cursor it returned until that is 0.
     fn sweep(&mut self, op: &Op, argv: &[Vec<u8>]) -> Result<(), String> {
-        self.check_data_before(op)?;
         let numkeys = argv
             .get(2)
             .and_then(|n| std::str::from_utf8(n).ok())
             .and_then(|n| n.parse::<usize>().ok());
         let cursor_at = numkeys.map(|n| 3 + n + 1).filter(|at| *at < argv.len());
-        let (fake, real) = match cursor_at {
-            Some(cursor_at) => (
-                sweep_all(argv, cursor_at, |argv| self.on_fake(argv)),
-                sweep_all(argv, cursor_at, |argv| self.real.run(argv)),
-            ),
-            None => self.on_both(argv),
-        };
-        self.count_script(op, &real);
-        compare(Shape::Exact, &fake, &real).map_err(|mismatch| mismatch.to_string())?;
-        if fake.is_err() {
-            self.resync()?;
+        let mut argv = argv.to_vec();
+        for page in 1..=MAX_ITERATION_CALLS {
+            let real = self
+                .followed(&argv, Record::Script)
+                .map_err(|report| format!("page {page} of the sweep:\n{report}"))?;
+            let next = match &real {
+                Ok(Reply::Array(parts)) => match parts.as_slice() {
+                    [Reply::Bulk(tag), Reply::Bulk(next), Reply::Int(_)]
+                        if tag.as_slice() == b"swept" && next.as_slice() != b"0" =>
+                    {
+                        Some(next.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match (next, cursor_at.and_then(|at| argv.get_mut(at))) {
+                (Some(next), Some(cursor)) => *cursor = next,
+                _ => {
+                    self.count_script(op, &real);
+                    return Ok(());
+                }
+            }
         }
-        Ok(())
-    }
-
-    /// Fails when the data already differs, before an operation after which the fake will
-    /// be resynchronised (so the resync cannot hide an earlier difference).
-    fn check_data_before(&mut self, op: &Op) -> Result<(), String> {
-        let differences = self.data_differences();
-        if differences.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "the data already differed before `{op}` (checked first, as the fake may be \
-             resynchronised after it):\n  - {}",
-            differences.join("\n  - ")
-        ))
-    }
-
-    /// Replaces the fake's data with Redis's.
-    fn resync(&mut self) -> Result<(), String> {
-        self.stats.resyncs += 1;
-        let real_data = self.real.snapshot(&self.namespace);
-        real_data
-            .load_into(&self.fake)
-            .map_err(|error| format!("could not resync the fake: {error}"))
+        Err("the sweep did not end".to_owned())
     }
 }
 
-/// The members of an array of bulk replies.
-fn bulk_set(items: &[Reply]) -> BTreeSet<Vec<u8>> {
-    items
+/// Redis's recorded choices, one line each, for a report.
+fn choices_made(recorded: &[Recorded]) -> String {
+    if recorded.is_empty() {
+        return "  Redis made no choices here".to_owned();
+    }
+    let lines: Vec<String> = recorded
         .iter()
-        .filter_map(|item| match item {
-            Reply::Bulk(bytes) => Some(bytes.clone()),
-            _ => None,
+        .map(|call| {
+            let argv: Vec<String> = call
+                .argv
+                .iter()
+                .map(|arg| match_sim::conformance::escape(arg))
+                .collect();
+            format!(
+                "    {} -> {}",
+                argv.join(" "),
+                match_sim::conformance::render(&Ok(call.reply.clone()))
+            )
         })
-        .collect()
+        .collect();
+    format!(
+        "  Redis's choices (followed by the fake):\n{}",
+        lines.join("\n")
+    )
 }
 
 /// A whole SCAN-family iteration: every element of every page in one array, or the first
@@ -418,39 +365,4 @@ fn iterate(
         }
     }
     Err("LOOP the iteration did not end".to_owned())
-}
-
-/// sweep_players until its cursor is 0: `{'swept', '0', total removed}`, or the first
-/// reply that is not a `swept` page.
-fn sweep_all(
-    argv: &[Vec<u8>],
-    cursor_at: usize,
-    mut run: impl FnMut(&[Vec<u8>]) -> Outcome,
-) -> Outcome {
-    let mut argv = argv.to_vec();
-    let mut removed = 0;
-    for _ in 0..MAX_ITERATION_CALLS {
-        let page = run(&argv)?;
-        let Reply::Array(parts) = &page else {
-            return Ok(page);
-        };
-        let [Reply::Bulk(tag), Reply::Bulk(next), Reply::Int(count)] = parts.as_slice() else {
-            return Ok(page);
-        };
-        if tag.as_slice() != b"swept" {
-            return Ok(page);
-        }
-        removed += count;
-        if next.as_slice() == b"0" {
-            return Ok(Reply::Array(vec![
-                Reply::bulk("swept"),
-                Reply::bulk("0"),
-                Reply::Int(removed),
-            ]));
-        }
-        if let Some(cursor) = argv.get_mut(cursor_at) {
-            cursor.clone_from(next);
-        }
-    }
-    Err("LOOP the sweep did not end".to_owned())
 }

@@ -1,18 +1,22 @@
-//! Targeted cases for the conversions between Lua values and Redis replies, and for the
-//! errors scripts meet: each test runs small scripts on both servers and requires the
+//! Targeted cases for the conversions between Lua values and Redis replies, for the
+//! errors scripts meet, and for the choices Redis makes inside scripts (the recorder and
+//! the fake following it): each test runs small scripts on both servers and requires the
 //! same outcome; where it matters, it also pins what Redis 7 answers, so the test keeps
 //! exercising the rule it names.
 //!
 //! Left out: `EVAL "error({})" 0`, which crashes redis-server 7.0.15.
 
+use match_server::scripts::SCRIPTS;
 use match_server::store::Reply;
 use match_sim::conformance::{
     Outcome, Shape, Snapshot, compare, error_wording_difference, fake_outcome, render,
 };
 use match_sim::fake_redis::{FakeRedis, ManualClock};
 
+use crate::ops::{Arg, Check, Op, Sequence};
 use crate::process_namespace;
 use crate::real_redis::RealRedis;
+use crate::runner::{Namespaces, Stats, run_sequence};
 
 /// A fake and the real server side by side, in a namespace of their own.
 pub struct Duo {
@@ -464,4 +468,218 @@ fn keys_argv_and_script_errors() {
     duo.cmd(&["EVAL", "newglobal = 1", "0"]);
     duo.cmd(&["EVALSHA", "0000000000000000000000000000000000000000", "0"]);
     duo.finish();
+}
+
+/// A literal argument.
+fn lit(text: &str) -> Arg {
+    Arg::Lit(text.as_bytes().to_vec())
+}
+
+/// `EVAL <script> numkeys keys... args...` of the service script `name`, as the generated
+/// sequences write it (keys are pool keys, namespaced when run).
+fn service_eval(name: &str, keys: &[&'static str], args: &[&str]) -> Op {
+    let index = SCRIPTS
+        .all()
+        .iter()
+        .position(|script| script.name == name)
+        .unwrap();
+    let mut argv = vec![
+        lit("EVAL"),
+        Arg::Script(index),
+        lit(&keys.len().to_string()),
+    ];
+    argv.extend(keys.iter().map(|key| Arg::Key(key)));
+    argv.extend(args.iter().map(|arg| lit(arg)));
+    Op {
+        argv,
+        check: Check::Script,
+    }
+}
+
+/// A command compared exactly.
+fn exact(words: &[Arg]) -> Op {
+    Op {
+        argv: words.to_vec(),
+        check: Check::Exact,
+    }
+}
+
+/// Runs `ops` as the generated test runs a case (Redis first wherever it chooses, the
+/// fake following), in a namespace of its own; returns the run's counters.
+fn run_case(name: &str, ops: Vec<Op>) -> Result<Stats, String> {
+    let namespace = process_namespace(name);
+    let namespaces = Namespaces {
+        channels: namespace.clone(),
+        case: format!("{namespace}case:"),
+        log_key: format!("{namespace}choices").into_bytes(),
+    };
+    let sequence = Sequence { fake_seed: 11, ops };
+    let mut stats = Stats::default();
+    let mut real = RealRedis::connect();
+    run_sequence(&mut real, &mut stats, &sequence, &namespaces)
+        .map_err(|report| format!("{report}\nsequence:\n{sequence}"))?;
+    Ok(stats)
+}
+
+/// Goal (issue 15): the sequence that made the suite flaky now passes whichever member
+/// Redis pops first. `queue:m1` holds p1 and p2, and p1's entry is no longer queued;
+/// try_match is called with its loading hash on the queue's own key name. If Redis pops
+/// p1 first (dropped) and then p2, the set empties and vanishes, the loading hash is
+/// written to the same name and the match succeeds; if it pops p2 first, the loop stops
+/// with the set still there and the HSET fails with WRONGTYPE. The fake follows Redis's
+/// pops, so it agrees either way. The case runs until Redis has shown both orders.
+#[test]
+fn try_match_follows_the_order_redis_pops_in() {
+    let ops = || {
+        vec![
+            service_eval(
+                "enqueue",
+                &["queue:m1", "players"],
+                &["p1", "o1", "m1", "1000", "20000", "10"],
+            ),
+            service_eval(
+                "enqueue",
+                &["queue:m1", "players"],
+                &["p2", "o2", "m1", "1000", "20000", "10"],
+            ),
+            exact(&[
+                lit("HSET"),
+                Arg::Key("players"),
+                lit("p1"),
+                lit("loading|m1|o1|20000|L1||"),
+            ]),
+            exact(&[
+                lit("SET"),
+                Arg::Key("lock:m1"),
+                lit("tok1"),
+                lit("NX"),
+                lit("PX"),
+                lit("100000"),
+            ]),
+            service_eval(
+                "try_match",
+                &["queue:m1", "players", "queue:m1", "session:p2", "lock:m1"],
+                &["m1", " 1", "L1", "10000", "3000", "0x10", "tok1"],
+            ),
+        ]
+    };
+    let mut outcomes = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let stats =
+            run_case("issue15_try_match", ops()).unwrap_or_else(|report| panic!("{report}"));
+        assert!(stats.followed.get("SPOP").is_some_and(|pops| *pops > 0));
+        outcomes.extend(
+            stats
+                .by_script_outcome
+                .keys()
+                .filter(|outcome| outcome.starts_with("try_match"))
+                .cloned(),
+        );
+        if outcomes.len() == 2 {
+            break;
+        }
+    }
+    let expected: std::collections::BTreeSet<String> =
+        ["try_match -> error", "try_match -> matched"]
+            .map(String::from)
+            .into();
+    assert_eq!(
+        outcomes, expected,
+        "Redis never popped in one of the two orders"
+    );
+}
+
+/// Goal: the recorder logs every choice Redis makes inside a script (SPOP and
+/// SRANDMEMBER picks, an HSCAN page, SMEMBERS's order) exactly as the script saw it, and
+/// nothing else (not SCARD, not a failed call); and a fake that follows the log answers
+/// exactly as Redis did.
+#[test]
+fn the_recorder_logs_what_the_script_saw() {
+    let namespace = process_namespace("recorder");
+    let (set, hash) = (format!("{namespace}s"), format!("{namespace}h"));
+    let log_key = format!("{namespace}log").into_bytes();
+    let mut real = RealRedis::connect();
+    let fake = FakeRedis::new(3, ManualClock::new(0)).unwrap();
+    for argv in [
+        vec!["SADD", &set, "a", "b", "c", "d", "e"],
+        vec!["HSET", &hash, "f1", "v1", "f2", "v2"],
+    ] {
+        real.cmd(&argv).unwrap();
+        fake.cmd(&argv).unwrap();
+    }
+    let source = "local popped = redis.call('SPOP', KEYS[1], 2) \
+        local one = redis.call('srandmember', KEYS[1]) \
+        local page = redis.call('HSCAN', KEYS[2], 0) \
+        local members = redis.call('SMEMBERS', KEYS[1]) \
+        local failed = redis.pcall('SPOP', KEYS[2]) \
+        return {popped, one, page, members, redis.call('SCARD', KEYS[1]), failed}";
+    let argv: Vec<Vec<u8>> = ["EVAL", source, "2", &set, &hash]
+        .iter()
+        .map(|arg| arg.as_bytes().to_vec())
+        .collect();
+    let (outcome, recorded) = real.run_recorded(&argv, &log_key);
+    let Ok(Reply::Array(parts)) = &outcome else {
+        panic!("the script failed: {outcome:?}")
+    };
+    let names: Vec<String> = recorded
+        .iter()
+        .map(|call| String::from_utf8_lossy(&call.argv[0]).into_owned())
+        .collect();
+    assert_eq!(names, ["SPOP", "srandmember", "HSCAN", "SMEMBERS"]);
+    for (call, seen) in recorded.iter().zip(parts) {
+        assert_eq!(&call.reply, seen, "{names:?}");
+    }
+    assert_eq!(
+        recorded[0].argv[2], b"2",
+        "a number argument as Redis spells it"
+    );
+    fake.follow(recorded);
+    let followed = fake_outcome(fake.execute(&argv));
+    assert_eq!(fake.stop_following(), Vec::<String>::new());
+    assert_eq!(followed, outcome);
+    real.delete_namespace(&namespace);
+}
+
+/// Goal: the recorder changes no reply: scripts (values, nested arrays, errors raised by
+/// `redis.call`, `redis.pcall` error tables, globals, the `redis` table's other members)
+/// answer alike with and without it, errors of the same kind.
+#[test]
+fn the_recorder_is_transparent() {
+    let namespace = process_namespace("transparent");
+    let key = format!("{namespace}k");
+    let log_key = format!("{namespace}log").into_bytes();
+    let mut real = RealRedis::connect();
+    real.cmd(&["SADD", &key, "a"]).unwrap();
+    for source in [
+        "return {1, {2, nil, 4}, 'x', false, true, 3.7}",
+        "return redis.call('GET', KEYS[1])",
+        "return redis.pcall('GET', KEYS[1])",
+        "return {redis.pcall('SPOP', KEYS[1], 'x')}",
+        "return redis.call('SPOP', KEYS[1], -1)",
+        "redis.call('SPOP', KEYS[1], -1) return 'not reached'",
+        "redis.call('SRANDMEMBER', KEYS[1], 'x') return 'not reached'",
+        "return redis.call('SPOP')",
+        "return redis.call('NOSUCH')",
+        "return redis.call(1)",
+        "return redis.status_reply('FINE')",
+        "return redis.error_reply('MINE boom')",
+        "return {redis.REDIS_VERSION ~= nil, type(redis.sha1hex), type(redis.setresp)}",
+        "return undefined_global",
+        "x = 1",
+        "return redis.call('SMEMBERS', KEYS[1])",
+    ] {
+        let argv: Vec<Vec<u8>> = ["EVAL", source, "1", &key]
+            .iter()
+            .map(|arg| arg.as_bytes().to_vec())
+            .collect();
+        let plain = real.run(&argv);
+        let (recorded, _) = real.run_recorded(&argv, &log_key);
+        assert!(
+            compare(Shape::Exact, &recorded, &plain).is_ok(),
+            "the recorder changed {source:?}:\n  with it:    {}\n  without it: {}",
+            render(&recorded),
+            render(&plain)
+        );
+    }
+    real.delete_namespace(&namespace);
 }

@@ -49,39 +49,41 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     Ok(Reply::Array(values))
 }
 
-/// `HGETALL key`: field, value, field, value, ... in field order.
+/// `HGETALL key`: field, value, field, value, ... in field order (a followed record
+/// gives Redis's order).
 pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
-    let fields = ctx.core.db.hash(arg(args, 1), ctx.now_ms)?;
+    let core = &mut *ctx.core;
+    let fields = core.db.hash(arg(args, 1), ctx.now_ms)?;
     let flat = fields
         .into_iter()
         .flatten()
         .flat_map(|(f, v)| [bulk(f), bulk(v)])
         .collect();
-    Ok(Reply::Array(flat))
+    Ok(Reply::Array(core.choices.start(args).order(flat, true)))
 }
 
-/// `HKEYS key`: every field.
+/// `HKEYS key`: every field (in field order, or Redis's when following).
 pub fn hkeys(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
-    let fields = ctx.core.db.hash(arg(args, 1), ctx.now_ms)?;
-    Ok(Reply::Array(
-        fields
-            .into_iter()
-            .flat_map(BTreeMap::keys)
-            .map(|f| bulk(f))
-            .collect(),
-    ))
+    let core = &mut *ctx.core;
+    let fields = core.db.hash(arg(args, 1), ctx.now_ms)?;
+    let own = fields
+        .into_iter()
+        .flat_map(BTreeMap::keys)
+        .map(|f| bulk(f))
+        .collect();
+    Ok(Reply::Array(core.choices.start(args).order(own, false)))
 }
 
-/// `HVALS key`: every value.
+/// `HVALS key`: every value (in field order, or Redis's when following).
 pub fn hvals(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
-    let fields = ctx.core.db.hash(arg(args, 1), ctx.now_ms)?;
-    Ok(Reply::Array(
-        fields
-            .into_iter()
-            .flat_map(BTreeMap::values)
-            .map(|v| bulk(v))
-            .collect(),
-    ))
+    let core = &mut *ctx.core;
+    let fields = core.db.hash(arg(args, 1), ctx.now_ms)?;
+    let own = fields
+        .into_iter()
+        .flat_map(BTreeMap::values)
+        .map(|v| bulk(v))
+        .collect();
+    Ok(Reply::Array(core.choices.start(args).order(own, false)))
 }
 
 /// `HDEL key field...`: how many fields were removed.
@@ -146,17 +148,28 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     let cursor = parse_cursor(arg(args, 2)).ok_or_else(CmdError::invalid_cursor)?;
     let core = &mut *ctx.core;
     let Some(fields) = core.db.hash(arg(args, 1), ctx.now_ms)? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(core.choices.start(args).fixed(scan_reply(0, Vec::new())));
     };
     let options = scan::parse_options(args.get(3..).unwrap_or_default(), false)?;
-    let names = fields.keys().map(Vec::as_slice);
-    let (next, examined) = scan::page(names, cursor, options.count, core.scan_seed, &mut core.rng);
-    let mut page = Vec::new();
-    for field in examined {
-        if let Some(value) = fields.get(field).filter(|_| scan::matches(&options, field)) {
-            page.push(bulk(field));
-            page.push(bulk(value));
+    let legal = |reply: &Reply| {
+        scan::check_page(reply, 2, |pair| match pair {
+            [Reply::Bulk(field), Reply::Bulk(value)] if fields.get(field) == Some(value) => {
+                scan::check_match(&options, field)
+            }
+            _ => Err("a field and value the hash does not hold".to_owned()),
+        })
+    };
+    let own = |rng: &mut _| {
+        let names = fields.keys().map(Vec::as_slice);
+        let (next, examined) = scan::page(names, cursor, options.count, core.scan_seed, rng);
+        let mut page = Vec::new();
+        for field in examined {
+            if let Some(value) = fields.get(field).filter(|_| scan::matches(&options, field)) {
+                page.push(bulk(field));
+                page.push(bulk(value));
+            }
         }
-    }
-    Ok(scan_reply(next, page))
+        scan_reply(next, page)
+    };
+    Ok(core.choices.start(args).page(legal, own))
 }

@@ -177,18 +177,18 @@ pub fn type_of(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     Ok(Reply::Status(name.to_owned()))
 }
 
-/// `KEYS pattern`: every live key matching, in byte order.
+/// `KEYS pattern`: every live key matching, in byte order (Redis's when following).
 pub fn keys(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     let pattern = arg(args, 1);
     let all = pattern == b"*";
-    let found = ctx
-        .core
+    let core = &mut *ctx.core;
+    let found = core
         .db
         .live(ctx.now_ms)
         .filter(|(key, _)| all || glob_match(pattern, key))
         .map(|(key, _)| bulk(key))
         .collect();
-    Ok(Reply::Array(found))
+    Ok(Reply::Array(core.choices.start(args).order(found, false)))
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
@@ -197,25 +197,32 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     let options = scan::parse_options(args.get(2..).unwrap_or_default(), true)?;
     let core = &mut *ctx.core;
     let now_ms = ctx.now_ms;
-    let live = core.db.live(now_ms).map(|(key, _)| key.as_slice());
-    let (next, examined) = scan::page(live, cursor, options.count, core.scan_seed, &mut core.rng);
-    let mut page = Vec::new();
-    for key in examined {
-        if !scan::matches(&options, key) {
-            continue;
-        }
-        if let Some(wanted) = &options.type_name {
-            let type_name = core
-                .db
-                .peek(key, now_ms)
-                .map(|entry| entry.value.type_name());
-            if !type_name.is_some_and(|name| wanted.eq_ignore_ascii_case(name.as_bytes())) {
-                continue;
+    let db = &core.db;
+    let type_ok = |key: &[u8]| {
+        options.type_name.as_ref().is_none_or(|wanted| {
+            let type_name = db.peek(key, now_ms).map(|entry| entry.value.type_name());
+            type_name.is_some_and(|name| wanted.eq_ignore_ascii_case(name.as_bytes()))
+        })
+    };
+    let legal = |reply: &Reply| {
+        scan::check_page(reply, 1, |element| match element {
+            [Reply::Bulk(key)] if db.peek(key, now_ms).is_some() && type_ok(key) => {
+                scan::check_match(&options, key)
             }
-        }
-        page.push(bulk(key));
-    }
-    Ok(scan_reply(next, page))
+            _ => Err("a key the fake does not hold (or of another type)".to_owned()),
+        })
+    };
+    let own = |rng: &mut _| {
+        let live = db.live(now_ms).map(|(key, _)| key.as_slice());
+        let (next, examined) = scan::page(live, cursor, options.count, core.scan_seed, rng);
+        let page = examined
+            .into_iter()
+            .filter(|key| scan::matches(&options, key) && type_ok(key))
+            .map(bulk)
+            .collect();
+        scan_reply(next, page)
+    };
+    Ok(core.choices.start(args).page(legal, own))
 }
 
 /// The two-element reply of the SCAN family: cursor as a bulk string, then the page.

@@ -10,10 +10,9 @@ mod server;
 mod sets;
 mod strings;
 
-use rand_chacha::ChaCha8Rng;
-
 use super::data::Db;
 use super::errors::{CmdError, CmdResult};
+use super::follow::Choices;
 use super::pubsub::PubSub;
 
 /// The state commands act on (the Lua host and the fault plan live beside it).
@@ -21,8 +20,9 @@ use super::pubsub::PubSub;
 pub struct Core {
     /// The keyspace.
     pub db: Db,
-    /// Decides SPOP and SRANDMEMBER picks and SCAN page shapes, from the seed.
-    pub rng: ChaCha8Rng,
+    /// Decides SPOP and SRANDMEMBER picks, free reply orders and SCAN page shapes: from
+    /// the seed, or following a real Redis's record (the conformance suite).
+    pub choices: Choices,
     /// Seeds the SCAN iteration order, so each seed walks the keys differently.
     pub scan_seed: u64,
     /// Pattern subscriptions, for PUBLISH.

@@ -1,11 +1,10 @@
 //! Set commands: SADD, SREM, SCARD, SMEMBERS, SISMEMBER, SMISMEMBER, SPOP, SRANDMEMBER,
-//! SSCAN. Random picks come from the seeded RNG; removing the last member deletes the key.
+//! SSCAN. Random picks and free orders come from the fake's choices (the seed, or a real
+//! Redis's record being followed); removing the last member deletes the key.
 
 use std::collections::BTreeSet;
 
 use match_server::store::Reply;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
 use super::keyspace::scan_reply;
 use super::{Ctx, arg, bulk, count};
@@ -49,16 +48,17 @@ pub fn scard(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     ))
 }
 
-/// `SMEMBERS key`: every member, in byte order (Redis promises no order).
+/// `SMEMBERS key`: every member, in byte order (Redis promises no order; a followed
+/// record gives Redis's).
 pub fn smembers(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
-    let members = ctx.core.db.set(arg(args, 1), ctx.now_ms)?;
-    Ok(Reply::Array(
-        members
-            .into_iter()
-            .flatten()
-            .map(|member| bulk(member))
-            .collect(),
-    ))
+    let core = &mut *ctx.core;
+    let members = core.db.set(arg(args, 1), ctx.now_ms)?;
+    let own = members
+        .into_iter()
+        .flatten()
+        .map(|member| bulk(member))
+        .collect();
+    Ok(Reply::Array(core.choices.start(args).order(own, false)))
 }
 
 /// `SISMEMBER key member`: 1 or 0.
@@ -83,17 +83,6 @@ pub fn smismember(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     Ok(Reply::Array(flags))
 }
 
-/// A member chosen by the seeded RNG (the set must not be empty).
-fn pick(rng: &mut ChaCha8Rng, members: &BTreeSet<Vec<u8>>) -> Option<Vec<u8>> {
-    if members.is_empty() {
-        return None;
-    }
-    members
-        .iter()
-        .nth(rng.random_range(0..members.len()))
-        .cloned()
-}
-
 /// `SPOP key [count]`: without count a member or nil; with count up to that many members
 /// (an empty array when the key is missing). The last pop deletes the key.
 pub fn spop(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
@@ -110,7 +99,9 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     };
     let key = arg(args, 1);
     let core = &mut *ctx.core;
-    let Some(members) = core.db.set_mut(key, ctx.now_ms)? else {
+    let found = core.db.set_mut(key, ctx.now_ms)?;
+    let mut chooser = core.choices.start(args);
+    let Some(members) = found else {
         return Ok(if wanted.is_some() {
             Reply::Array(Vec::new())
         } else {
@@ -119,12 +110,13 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     };
     let mut popped = Vec::new();
     while popped.len() < wanted.unwrap_or(1) {
-        let Some(member) = pick(&mut core.rng, members) else {
+        let Some(member) = chooser.pick(members) else {
             break;
         };
         members.remove(&member);
         popped.push(member);
     }
+    drop(chooser);
     core.db.remove_if_empty(key);
     Ok(match wanted {
         None => popped.pop().map_or(Reply::Nil, Reply::Bulk),
@@ -152,7 +144,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
         }
     };
     let core = &mut *ctx.core;
-    let Some(members) = core.db.set(arg(args, 1), ctx.now_ms)? else {
+    let found = core.db.set(arg(args, 1), ctx.now_ms)?;
+    let mut chooser = core.choices.start(args);
+    let Some(members) = found else {
         return Ok(if wanted.is_some() {
             Reply::Array(Vec::new())
         } else {
@@ -160,22 +154,21 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
         });
     };
     let Some(wanted) = wanted else {
-        return Ok(pick(&mut core.rng, members).map_or(Reply::Nil, Reply::Bulk));
+        return Ok(chooser.pick(members).map_or(Reply::Nil, Reply::Bulk));
     };
     let magnitude = usize::try_from(wanted.unsigned_abs()).unwrap_or(usize::MAX);
     if wanted < 0 {
-        let picks = (0..magnitude).filter_map(|_| pick(&mut core.rng, members));
+        let picks = (0..magnitude).filter_map(|_| chooser.pick(members));
         return Ok(Reply::Array(picks.map(Reply::Bulk).collect()));
     }
     if magnitude >= members.len() {
-        return Ok(Reply::Array(
-            members.iter().map(|member| bulk(member)).collect(),
-        ));
+        let own = members.iter().map(|member| bulk(member)).collect();
+        return Ok(Reply::Array(chooser.order(own, false)));
     }
     let mut remaining = members.clone();
     let mut picked = Vec::new();
     while picked.len() < magnitude {
-        let Some(member) = pick(&mut core.rng, &remaining) else {
+        let Some(member) = chooser.pick(&remaining) else {
             break;
         };
         remaining.remove(&member);
@@ -189,21 +182,26 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> CmdResult {
     let cursor = parse_cursor(arg(args, 2)).ok_or_else(CmdError::invalid_cursor)?;
     let core = &mut *ctx.core;
     let Some(members) = core.db.set(arg(args, 1), ctx.now_ms)? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(core.choices.start(args).fixed(scan_reply(0, Vec::new())));
     };
     let options = scan::parse_options(args.get(3..).unwrap_or_default(), false)?;
-    let elements = members.iter().map(Vec::as_slice);
-    let (next, examined) = scan::page(
-        elements,
-        cursor,
-        options.count,
-        core.scan_seed,
-        &mut core.rng,
-    );
-    let page = examined
-        .into_iter()
-        .filter(|member| scan::matches(&options, member))
-        .map(bulk)
-        .collect();
-    Ok(scan_reply(next, page))
+    let legal = |reply: &Reply| {
+        scan::check_page(reply, 1, |element| match element {
+            [Reply::Bulk(member)] if members.contains(member) => {
+                scan::check_match(&options, member)
+            }
+            _ => Err("an element the set does not hold".to_owned()),
+        })
+    };
+    let own = |rng: &mut _| {
+        let elements = members.iter().map(Vec::as_slice);
+        let (next, examined) = scan::page(elements, cursor, options.count, core.scan_seed, rng);
+        let page = examined
+            .into_iter()
+            .filter(|member| scan::matches(&options, member))
+            .map(bulk)
+            .collect();
+        scan_reply(next, page)
+    };
+    Ok(core.choices.start(args).page(legal, own))
 }

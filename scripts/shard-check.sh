@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Four shards merged equal one unsharded run: on a seed range that contains failures (made
+# by a planted defect), `fuzz --shard K/4 --jsonl` four times and `merge` must print the
+# same summary as one `fuzz` of the same seeds - same seeds run and failed, same failure
+# groups, same fault and behaviour counts - and hold the same records (wall time aside).
+#
+# The defect is applied to a scratch copy of the working tree at a fixed path, .scratch/
+# (outside target/, so cargo records its sources relative to the package root), and built
+# into the same target/ with the same command as scripts/test-all.sh, so only the units
+# the patch touches are rebuilt and no dependency is built twice. The scratch build
+# replaces those units and target/release/match-sim; the script puts the binary back and
+# touches the patched files in the working tree, so the next cargo build of the real tree
+# rebuilds what the scratch build replaced.
+#   SHARD_CHECK_DEFECT  the patch (default defects/cancel-loading-forgets-queue.patch)
+#   SHARD_CHECK_SEEDS   seeds in the window (default 240)
+#   SHARD_CHECK_START   first seed (default 0)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+defect=${SHARD_CHECK_DEFECT:-defects/cancel-loading-forgets-queue.patch}
+seeds=${SHARD_CHECK_SEEDS:-240}
+start=${SHARD_CHECK_START:-0}
+target="${CARGO_TARGET_DIR:-$root/target}"
+scratch="$root/.scratch/shard-check"
+out="$target/shard-check"
+mkdir -p "$scratch" "$out"
+
+# Copy the working tree's tracked files, keeping the mtime of every file whose content
+# is unchanged (cargo decides freshness by mtime).
+git ls-files -z | while IFS= read -r -d '' file; do
+  [[ -f "$file" ]] || continue
+  if ! cmp -s "$file" "$scratch/$file" 2>/dev/null; then
+    mkdir -p "$(dirname "$scratch/$file")"
+    cp -p "$file" "$scratch/$file"
+  fi
+done
+# Its own repository, so git apply patches it from its root (not the enclosing tree's).
+[[ -d "$scratch/.git" ]] || git -C "$scratch" init -q
+git -C "$scratch" apply "$root/$defect"
+mapfile -t patched < <(git apply --numstat "$defect" | cut -f3)
+
+binary="$target/release/match-sim"
+saved="$out/match-sim.main"
+[[ -f "$binary" ]] && cp -p "$binary" "$saved"
+restore() {
+  if [[ -f "$saved" ]]; then cp -p "$saved" "$binary"; fi
+  # The real tree's sources are older than the scratch build: make them newer so cargo
+  # rebuilds the units the scratch build overwrote.
+  touch "${patched[@]}"
+}
+trap restore EXIT
+echo "shard-check: building match-sim with $defect (scratch copy in $scratch)" >&2
+# The build of scripts/test-all.sh (its feature set), so its units are reused.
+if ! (cd "$scratch" && CARGO_TARGET_DIR="$target" CARGO_INCREMENTAL=0 \
+  cargo test --workspace --release --no-run) > "$out/build.log" 2>&1; then
+  cat "$out/build.log" >&2
+  echo "shard-check: the scratch build failed" >&2
+  exit 1
+fi
+sim="$out/match-sim-defect"
+cp -p "$binary" "$sim"
+restore
+trap - EXIT
+
+common=(--seeds "$seeds" --start "$start" --quiet --no-html --shrink-runs 8 --jobs 2 --commit shard-check)
+echo "shard-check: one run of seeds $start..$((start + seeds))" >&2
+"$sim" fuzz "${common[@]}" --jsonl "$out/one.jsonl" > "$out/one.txt" || true
+for k in 1 2 3 4; do
+  echo "shard-check: shard $k/4" >&2
+  "$sim" fuzz "${common[@]}" --shard "$k/4" --jsonl "$out/shard-$k.jsonl" > "$out/shard-$k.txt" || true
+done
+"$sim" merge "$out"/shard-{1,2,3,4}.jsonl > "$out/merged.txt" || true
+
+# The summary minus what depends on the machine: the header, wall time and seeds/s.
+body() { grep -v -e '^match-sim ' -e '^  wall time ' -e '^  seeds/s ' "$1"; }
+if ! diff <(body "$out/one.txt") <(body "$out/merged.txt"); then
+  echo "shard-check: FAILED: the merged summary differs from one run's (above)" >&2
+  exit 1
+fi
+failed=$(awk '/^  seeds failed/ { print $3 }' "$out/one.txt")
+groups=$(grep -c '^FAILED ' "$out/one.txt" || true)
+if [[ "${failed:-0}" -eq 0 ]]; then
+  echo "shard-check: FAILED: the defect made no seed fail; the check proves nothing" >&2
+  exit 1
+fi
+# The records themselves: same seeds, outcomes, signatures and counts.
+python3 - "$out/one.jsonl" "$out"/shard-{1,2,3,4}.jsonl <<'PY'
+import json, sys
+def seeds(paths):
+    records = {}
+    for path in paths:
+        for line in open(path):
+            record = json.loads(line)
+            if record["type"] == "seed":
+                record.pop("wall_ms")
+                records[record["seed"]] = record
+    return records
+one, shards = seeds(sys.argv[1:2]), seeds(sys.argv[2:])
+if one != shards:
+    diff = sorted(s for s in one.keys() | shards.keys() if one.get(s) != shards.get(s))
+    sys.exit(f"shard-check: FAILED: records differ for seeds {diff[:20]}")
+PY
+echo "shard-check: ok: $failed of $seeds seeds failed in $groups groups; 4 shards merged equal one run" >&2
+cat "$out/merged.txt" | sed -n '/^failures:/,$p' >&2
