@@ -20,7 +20,7 @@ use super::{EffectError, Shared};
 use crate::config::Settings;
 use crate::metrics::{Family, Metrics};
 use crate::notify::{LocalSession, NoticeEvent, Router, SessionNotice};
-use crate::probe::Fact;
+use crate::probe::{Act, Fact};
 use crate::protocol::ErrorCode;
 use crate::scripts::Member;
 use crate::scripts::cancel_loading::{CancelReply, CancelWhen};
@@ -159,12 +159,15 @@ impl SessionPort {
         self.shared.record(fact);
     }
 
-    /// Puts `player` into the queue of `mode` for the session `owner`.
+    /// Puts `player` into the queue of `mode` for the session `owner`. `requested` says
+    /// whether the client asked for it (a new attempt) or the session repairs a lost entry;
+    /// the act is reported to the probe before every attempt (an attempt is when it lands).
     pub async fn enqueue(
         &self,
         owner: Uuid,
         player: Uuid,
         mode: &str,
+        requested: bool,
     ) -> Result<EnqueueOutcome, EffectError> {
         let shared = &self.shared;
         let now_ms = shared.now_ms("enqueue")?;
@@ -177,9 +180,11 @@ impl SessionPort {
             max_queue_len: shared.settings.limits.max_queue_len,
             modes: &shared.settings.modes,
         };
+        let act = Act::Enqueue { requested };
+        let acting = || self.record(Fact::Acted { player, owner, act });
         let reply = shared
             .scripts
-            .call(&call)
+            .call_reporting(&call, acting)
             .await
             .map_err(|_| EffectError::Unavailable)?;
         Ok(match reply {

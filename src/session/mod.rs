@@ -371,12 +371,13 @@ where
         let owner = self.owner;
         match effect {
             Effect::Enqueue(claim) => {
+                // The client asked for it, or the session repairs an entry Redis lost; the
+                // port reports the act before every attempt (an attempt is when it lands).
                 let requested = self
                     .cell
                     .read(|m| matches!(m.state, State::Enqueuing { announce: true, .. }))
                     .unwrap_or(false);
-                self.acted(claim.player, Act::Enqueue { requested });
-                Event::Enqueued(port.enqueue(owner, claim.player, &claim.mode).await)
+                Event::Enqueued(port.enqueue(owner, claim.player, &claim.mode, requested).await)
             }
             Effect::Leave { claim, loading } => {
                 Event::Left(port.leave(owner, claim.player, &claim.mode, loading).await)
