@@ -377,7 +377,10 @@ where
                     .cell
                     .read(|m| matches!(m.state, State::Enqueuing { announce: true, .. }))
                     .unwrap_or(false);
-                Event::Enqueued(port.enqueue(owner, claim.player, &claim.mode, requested).await)
+                Event::Enqueued(
+                    port.enqueue(owner, claim.player, &claim.mode, requested)
+                        .await,
+                )
             }
             Effect::Leave { claim, loading } => {
                 Event::Left(port.leave(owner, claim.player, &claim.mode, loading).await)
