@@ -228,7 +228,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_frame_bytes: 4_096,
             messages_per_second: 10,
-            message_burst: 20,
+            message_burst: crate::limits::DEFAULT_MESSAGE_BURST,
             max_queue_len: 100_000,
         }
     }
