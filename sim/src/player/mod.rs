@@ -38,8 +38,7 @@ pub const SERVER_PORT: u16 = 8080;
 /// consecutive rate-limited frames after which the server closes the connection.
 const FLOOD_FRAMES: usize = 45;
 const _: () = assert!(
-    FLOOD_FRAMES
-        > (limits::DEFAULT_MESSAGE_BURST + limits::MAX_RATE_LIMITED_IN_A_ROW) as usize,
+    FLOOD_FRAMES > (limits::DEFAULT_MESSAGE_BURST + limits::MAX_RATE_LIMITED_IN_A_ROW) as usize,
     "a flood must outlast the burst and the rate-limited frames the server tolerates"
 );
 
