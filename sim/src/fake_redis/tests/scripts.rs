@@ -1,4 +1,4 @@
-//! The service's own scripts (`match_server::scripts::SCRIPTS`) run through `Store::eval`
+//! The service's own scripts (`match_server::scripts::all()`) run through `Store::eval`
 //! on small scenarios, checking their replies and the data they leave behind.
 //!
 //! `try_match` is called with a lock key and token as well (KEYS[5], ARGV[7]): newer
