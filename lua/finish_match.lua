@@ -1,23 +1,30 @@
 -- finish_match.lua: record the allocated game server for every player and end the loading session.
--- KEYS[1] loading hash, KEYS[2] players hash, KEYS[3] loading index set of the mode
--- ARGV[1] loading id, ARGV[2] game session id, ARGV[3] server address, ARGV[4] result lease deadline_ms
+-- Layout (src/scripts/finish_match.rs): KEYS and ARGV as bound below; lease_deadline_ms is
+-- the lease the matched entries get.
 -- Reply: {'matched', pid1, owner1, ...} | {'gone'}
-if redis.call('HGET', KEYS[1], 'state') ~= 'allocating' then
+local loading_key = KEYS[1]
+local players_key = KEYS[2]
+local loading_index_key = KEYS[3]
+local loading_id = ARGV[1]
+local session_id = ARGV[2]
+local server_address = ARGV[3]
+local lease_deadline_ms = ARGV[4]
+if redis.call('HGET', loading_key, 'state') ~= 'allocating' then
   return { 'gone' }
 end
 local reply = { 'matched' }
-for _, pid in ipairs(loading_players(KEYS[1])) do
-  local p = get_player(KEYS[2], pid)
-  if p and p.state == 'loading' and p.loading == ARGV[1] then
+for _, pid in ipairs(loading_players(loading_key)) do
+  local p = get_player(players_key, pid)
+  if p and p.state == 'loading' and p.loading == loading_id then
     p.state = 'matched'
-    p.lease_raw = ARGV[4]
-    p.session = ARGV[2]
-    p.address = ARGV[3]
-    put_player(KEYS[2], pid, p)
+    p.lease_raw = lease_deadline_ms
+    p.session = session_id
+    p.address = server_address
+    put_player(players_key, pid, p)
     reply[#reply + 1] = pid
     reply[#reply + 1] = p.owner
   end
 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('DEL', loading_key)
+redis.call('SREM', loading_index_key, loading_id)
 return reply

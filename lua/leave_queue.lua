@@ -1,19 +1,24 @@
 -- leave_queue.lua: remove a player's queue entry (dequeue, disconnect, shutdown).
--- KEYS[1] queue set of the mode the session believes it is in, KEYS[2] players hash
--- ARGV[1] player id, ARGV[2] owner token, ARGV[3] mode of KEYS[1]
+-- Layout (src/scripts/leave_queue.rs): KEYS and ARGV as bound below; queue_key is the queue
+-- of `mode`, the mode the session believes the player is in.
 -- Reply: {'left', previous_state} | {'loading', loading_id, mode} | {'other_mode', mode} | {'none'}
-local p = get_player(KEYS[2], ARGV[1])
-if not p or p.owner ~= ARGV[2] then
+local queue_key = KEYS[1]
+local players_key = KEYS[2]
+local player = ARGV[1]
+local owner = ARGV[2]
+local mode = ARGV[3]
+local p = get_player(players_key, player)
+if not p or p.owner ~= owner then
   return { 'none' }
 end
 if p.state == 'loading' then
   return { 'loading', p.loading, p.mode }
 end
 if p.state == 'queued' then
-  if p.mode ~= ARGV[3] then
+  if p.mode ~= mode then
     return { 'other_mode', p.mode }
   end
-  redis.call('SREM', KEYS[1], ARGV[1])
+  redis.call('SREM', queue_key, player)
 end
-redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', players_key, player)
 return { 'left', p.state }

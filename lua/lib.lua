@@ -52,6 +52,39 @@ local function is_live(p, now_ms)
   return p.lease >= now_ms
 end
 
+-- Compare-and-delete: deletes `key` only if it holds `token`; 1 when deleted, else 0.
+local function release_if_held(key, token)
+  if redis.call('GET', key) == token then
+    return redis.call('DEL', key)
+  end
+  return 0
+end
+
+-- The queue of every mode, passed as two lists in one order: KEYS[first_key..] the queue
+-- sets and ARGV[first_arg..] the mode names (built together by the script's Rust module).
+-- Returns mode name -> queue key.
+local function mode_queues(first_key, first_arg)
+  local queues = {}
+  local key = first_key
+  for arg = first_arg, #ARGV do
+    queues[ARGV[arg]] = KEYS[key]
+    key = key + 1
+  end
+  return queues
+end
+
+-- The sessions passed as a tail of ARGV from first_arg, two arguments each: a player id,
+-- then the owner token of its session. Returns a list of { player, owner }.
+local function session_pairs(first_arg)
+  local sessions = {}
+  local arg = first_arg
+  while ARGV[arg] and ARGV[arg + 1] do
+    sessions[#sessions + 1] = { ARGV[arg], ARGV[arg + 1] }
+    arg = arg + 2
+  end
+  return sessions
+end
+
 -- The loading session's players are stored as one comma-separated field.
 local function loading_players(loading_key)
   local list = redis.call('HGET', loading_key, 'players')

@@ -1,7 +1,6 @@
--- release_lock.lua: delete a lock only if this holder's token still owns it.
--- KEYS[1] lock key; ARGV[1] holder token
+-- release_lock.lua: delete a match lock only if this holder's token still owns it.
+-- Layout (src/scripts/release_lock.rs): KEYS and ARGV as bound below.
 -- Reply: 1 released, 0 not held by this token
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
+local lock_key = KEYS[1]
+local token = ARGV[1]
+return release_if_held(lock_key, token)

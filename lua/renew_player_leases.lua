@@ -1,21 +1,23 @@
 -- renew_player_leases.lua: extend the player lease of every live session of an instance, in
 -- one call. A lease is extended only while it still holds the renewing session's owner token:
 -- a lease that ran out or that another session took is never recreated nor overwritten.
--- KEYS[k] player lease key of the k-th session (prefix:session:<player>)
--- ARGV[1] lease ttl_ms, then pairs ARGV[2k] player id, ARGV[2k+1] owner token (k = 1..#KEYS)
+-- Layout (src/scripts/renew_player_leases.rs): ARGV[1] as bound below; then, per session k,
+-- KEYS[k] its player lease key (prefix:session:<player>) and, from ARGV[2] on, its player
+-- id and owner token.
 -- Reply: {'renewed', count, lost_pid1, lost_pid2, ...} (lost: no lease, or another owner's)
+local ttl_ms = ARGV[1]
 local reply = { 'renewed', 0 }
 local renewed = 0
-for k = 1, #KEYS do
-  local player = ARGV[2 * k]
-  local owner = ARGV[2 * k + 1]
-  if player and owner then
-    if redis.call('GET', KEYS[k]) == owner then
-      redis.call('PEXPIRE', KEYS[k], ARGV[1])
-      renewed = renewed + 1
-    else
-      reply[#reply + 1] = player
-    end
+for k, session in ipairs(session_pairs(2)) do
+  if k > #KEYS then
+    break
+  end
+  local player, owner = session[1], session[2]
+  if redis.call('GET', KEYS[k]) == owner then
+    redis.call('PEXPIRE', KEYS[k], ttl_ms)
+    renewed = renewed + 1
+  else
+    reply[#reply + 1] = player
   end
 end
 reply[2] = renewed

@@ -1,14 +1,14 @@
 -- sweep_players.lua: remove entries whose lease ran out (their instance died), one HSCAN page per call.
 -- Loading entries are left to the stale loading sweep, which owns their loading session.
--- KEYS[1] players hash, KEYS[2..n] queue sets of the modes named in ARGV[4..]
--- ARGV[1] now_ms, ARGV[2] HSCAN cursor, ARGV[3] HSCAN count, ARGV[4..] mode names matching KEYS[2..]
+-- Layout (src/scripts/sweep_players.rs): KEYS and ARGV as bound below, then KEYS[2..] the
+-- queue of every mode and ARGV[4..] the mode names, in the same order.
 -- Reply: {'swept', next_cursor, removed}
+local players_key = KEYS[1]
 local now_ms = tonumber(ARGV[1])
-local queues = {}
-for i = 4, #ARGV do
-  queues[ARGV[i]] = KEYS[i - 2]
-end
-local page = redis.call('HSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+local cursor = ARGV[2]
+local count = ARGV[3]
+local queues = mode_queues(2, 4)
+local page = redis.call('HSCAN', players_key, cursor, 'COUNT', count)
 local entries = page[2]
 local removed = 0
 for i = 1, #entries, 2 do
@@ -18,7 +18,7 @@ for i = 1, #entries, 2 do
     if p.state == 'queued' and queues[p.mode] then
       redis.call('SREM', queues[p.mode], pid)
     end
-    redis.call('HDEL', KEYS[1], pid)
+    redis.call('HDEL', players_key, pid)
     removed = removed + 1
   end
 end

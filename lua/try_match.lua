@@ -1,58 +1,63 @@
 -- try_match.lua: pop one group of live queued players and create their loading session atomically.
--- KEYS[1] queue set, KEYS[2] players hash, KEYS[3] new loading hash, KEYS[4] loading index set
--- of the mode, KEYS[5] the mode's match lock
--- ARGV[1] mode, ARGV[2] players per match, ARGV[3] loading id, ARGV[4] now_ms,
--- ARGV[5] loading deadline_ms, ARGV[6] most members to pop (bounds the work spent on ghosts),
--- ARGV[7] the caller's lock token
+-- Layout (src/scripts/try_match.rs): KEYS and ARGV as bound below. max_pops bounds the work
+-- spent on ghosts; lock_key and lock_token are the caller's match lock.
 -- Reply: {'matched', loading_id, dropped, pid1, owner1, pid2, owner2, ...}
 --      | {'waiting', queue_len, dropped} | {'lock_lost'}
 -- A caller whose lock expired changes nothing, so holding the lock twice can do no harm.
-if redis.call('GET', KEYS[5]) ~= ARGV[7] then
+local queue_key = KEYS[1]
+local players_key = KEYS[2]
+local loading_key = KEYS[3]
+local loading_index_key = KEYS[4]
+local lock_key = KEYS[5]
+local mode = ARGV[1]
+local players_per_match = tonumber(ARGV[2])
+local loading_id = ARGV[3]
+local now_ms = tonumber(ARGV[4])
+local deadline_ms = ARGV[5]
+local max_pops = tonumber(ARGV[6])
+local lock_token = ARGV[7]
+if redis.call('GET', lock_key) ~= lock_token then
   return { 'lock_lost' }
 end
-local mode = ARGV[1]
-local need = tonumber(ARGV[2])
-local now_ms = tonumber(ARGV[4])
-local max_pops = tonumber(ARGV[6])
 local picked = {}
 local dropped = 0
 local pops = 0
-while #picked < need and pops < max_pops do
-  local batch = redis.call('SPOP', KEYS[1], need - #picked)
+while #picked < players_per_match and pops < max_pops do
+  local batch = redis.call('SPOP', queue_key, players_per_match - #picked)
   if #batch == 0 then
     break
   end
   for _, pid in ipairs(batch) do
     pops = pops + 1
-    local p = get_player(KEYS[2], pid)
+    local p = get_player(players_key, pid)
     if p and p.state == 'queued' and p.mode == mode and is_live(p, now_ms) then
       picked[#picked + 1] = { pid, p }
     else
       dropped = dropped + 1
       if p and p.state == 'queued' and p.mode == mode then
-        redis.call('HDEL', KEYS[2], pid)
+        redis.call('HDEL', players_key, pid)
       end
     end
   end
 end
-if #picked < need then
+if #picked < players_per_match then
   for _, e in ipairs(picked) do
-    redis.call('SADD', KEYS[1], e[1])
+    redis.call('SADD', queue_key, e[1])
   end
-  return { 'waiting', redis.call('SCARD', KEYS[1]), dropped }
+  return { 'waiting', redis.call('SCARD', queue_key), dropped }
 end
 local ids = {}
-local reply = { 'matched', ARGV[3], dropped }
+local reply = { 'matched', loading_id, dropped }
 for _, e in ipairs(picked) do
   local pid, p = e[1], e[2]
   ids[#ids + 1] = pid
-  redis.call('HSET', KEYS[3], 'ready:' .. pid, '0')
+  redis.call('HSET', loading_key, 'ready:' .. pid, '0')
   p.state = 'loading'
-  p.loading = ARGV[3]
-  put_player(KEYS[2], pid, p)
+  p.loading = loading_id
+  put_player(players_key, pid, p)
   reply[#reply + 1] = pid
   reply[#reply + 1] = p.owner
 end
-redis.call('HSET', KEYS[3], 'mode', mode, 'state', 'loading', 'deadline_ms', ARGV[5], 'players', table.concat(ids, ','))
-redis.call('SADD', KEYS[4], ARGV[3])
+redis.call('HSET', loading_key, 'mode', mode, 'state', 'loading', 'deadline_ms', deadline_ms, 'players', table.concat(ids, ','))
+redis.call('SADD', loading_index_key, loading_id)
 return reply

@@ -32,7 +32,7 @@ pub struct Allocation {
 /// Why no game server could be allocated; each maps to an error code players receive.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AllocationError {
-    /// No registered server is idle and unclaimed.
+    /// No registered server is idle and unreserved.
     #[error("no idle game server")]
     NoIdleServer,
     /// The game server answered with a non-success HTTP status.
@@ -97,14 +97,14 @@ struct CreatedSession {
 pub struct RegistryAllocator {
     /// Where the registry lives.
     store: std::sync::Arc<dyn Store>,
-    /// Claim tokens.
+    /// Reservation tokens.
     ids: std::sync::Arc<dyn Ids>,
-    /// Claim key names.
+    /// Reservation key names.
     keys: Keys,
     /// `dedicated_server:` by default.
     registry_prefix: String,
-    /// How long a claimed server stays reserved.
-    claim_ttl_ms: u64,
+    /// How long a reserved server stays reserved (`allocator.claim_ttl_ms`).
+    reservation_ttl_ms: u64,
     /// The HTTP client for `/session/create`.
     http: Client<HttpConnector, Full<Bytes>>,
     /// The registry keys seen by the last SCAN, and where the next probe starts.
@@ -113,7 +113,7 @@ pub struct RegistryAllocator {
 
 /// The registry as last scanned: scanning the keyspace on every allocation cost 12 % of the
 /// server's CPU under load, so the key list is reused for a while and probed round robin
-/// (recently claimed servers come last).
+/// (recently reserved servers come last).
 #[derive(Debug, Default)]
 struct RegistryCache {
     /// Registry keys, sorted.
@@ -127,7 +127,7 @@ struct RegistryCache {
 impl RegistryCache {
     /// The keys in the order the next allocation probes them, and the start moved on by
     /// one: allocations running at the same time each start at another server instead of
-    /// racing for the same claims (under load, a shared start cost 12 GET + SET per match).
+    /// racing for the same reservations (under load, a shared start cost 12 GET + SET per match).
     fn hand_out(&mut self) -> Vec<String> {
         let start = self.next % self.keys.len().max(1);
         self.next = start + 1;
@@ -151,7 +151,7 @@ impl RegistryAllocator {
             ids,
             keys,
             registry_prefix: settings.registry_prefix.clone(),
-            claim_ttl_ms: settings.claim_ttl_ms,
+            reservation_ttl_ms: settings.claim_ttl_ms,
             http: Client::builder(TokioExecutor::new()).build_http(),
             cache: std::sync::Mutex::new(RegistryCache::default()),
         }
@@ -193,25 +193,25 @@ impl RegistryAllocator {
         }
     }
 
-    /// Claims an idle server no other allocation holds; returns its address. Probes the
+    /// Reserves an idle server no other allocation holds; returns its address. Probes the
     /// cached registry round robin, and rescans once before answering "none idle".
-    async fn claim_idle_server(&self) -> Result<String, AllocationError> {
+    async fn reserve_idle_server(&self) -> Result<String, AllocationError> {
         let token = self.ids.new_id().to_string();
         let (keys, scanned) = self.keys_to_probe(false).await?;
-        if let Some(address) = self.claim_among(&keys, &token).await? {
+        if let Some(address) = self.reserve_among(&keys, &token).await? {
             return Ok(address);
         }
         if !scanned {
             let (keys, _) = self.keys_to_probe(true).await?;
-            if let Some(address) = self.claim_among(&keys, &token).await? {
+            if let Some(address) = self.reserve_among(&keys, &token).await? {
                 return Ok(address);
             }
         }
         Err(AllocationError::NoIdleServer)
     }
 
-    /// The first of `keys` that is idle and not claimed, now claimed with `token`.
-    async fn claim_among(
+    /// The first of `keys` that is idle and not reserved, now reserved with `token`.
+    async fn reserve_among(
         &self,
         keys: &[String],
         token: &str,
@@ -228,10 +228,10 @@ impl RegistryAllocator {
                 continue;
             }
             let name = key.strip_prefix(&self.registry_prefix).unwrap_or(key);
-            let claim = self.keys.claim(name);
+            let reservation = self.keys.server_reservation(name);
             if self
                 .store
-                .set_nx_px(&claim, token, self.claim_ttl_ms)
+                .set_nx_px(&reservation, token, self.reservation_ttl_ms)
                 .await?
             {
                 return Ok(Some(entry.address));
@@ -308,7 +308,7 @@ pub fn is_host_port(address: &str) -> bool {
 #[async_trait]
 impl Allocator for RegistryAllocator {
     async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError> {
-        let address = self.claim_idle_server().await?;
+        let address = self.reserve_idle_server().await?;
         self.create_session(&address, players).await
     }
 }

@@ -173,7 +173,8 @@ impl std::fmt::Debug for AuthSettings {
 pub struct AllocatorSettings {
     /// Key prefix of the registry: `dedicated_server:<name>` holds `{"address","status"}`.
     pub registry_prefix: String,
-    /// How long a claimed server stays reserved for this service.
+    /// How long a game server reservation (its `{prefix}:claim:<server>` key) lasts; the
+    /// setting keeps the key's name for compatibility with existing configurations.
     pub claim_ttl_ms: u64,
 }
 
@@ -227,7 +228,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_frame_bytes: 4_096,
             messages_per_second: 10,
-            message_burst: 20,
+            message_burst: crate::limits::DEFAULT_MESSAGE_BURST,
             max_queue_len: 100_000,
         }
     }

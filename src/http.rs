@@ -56,7 +56,7 @@ pub async fn route(
     let response = match (request.method(), path) {
         (&Method::GET, "/ws" | "/ws/") => upgrade(&connection, request),
         (&Method::GET, "/metrics") => {
-            let body = connection.matchmaker.metrics.render();
+            let body = connection.matchmaker.metrics().render();
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -129,12 +129,12 @@ fn authenticate(
     request: &Request<Incoming>,
     peer: &str,
 ) -> Result<Identity, Refusal> {
-    let Some(verifier) = &matchmaker.verifier else {
+    let Some(verifier) = matchmaker.verifier() else {
         return Ok(Identity::Anonymous);
     };
     let refuse = |error: AuthError| {
         matchmaker
-            .metrics
+            .metrics()
             .incr(Family::AuthRejected, error.as_str());
         tracing::info!(%peer, reason = %error, "upgrade refused: player token");
         Refusal::Unauthorized(error)
@@ -170,7 +170,7 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
     let Some(permit) = permit else {
         connection
             .matchmaker
-            .metrics
+            .metrics()
             .incr(Family::ConnectionsRejected, "");
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -178,10 +178,10 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
         );
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let matchmaker = connection.matchmaker.clone();
+    let port = connection.matchmaker.session_port();
     let shutdown = connection.shutdown.clone();
     let peer = connection.peer.clone();
-    let max_frame_bytes = matchmaker.settings.limits.max_frame_bytes;
+    let max_frame_bytes = connection.matchmaker.settings().limits.max_frame_bytes;
     connection.sessions.spawn(async move {
         let _permit = permit;
         match on_upgrade.await {
@@ -194,7 +194,7 @@ fn upgrade(connection: &Arc<Connection>, mut request: Request<Incoming>) -> Resp
                     .max_message_size(Some(max_frame_bytes));
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(ws, matchmaker, shutdown, peer, identity).await;
+                session::run(ws, port, shutdown, peer, identity).await;
             }
             Err(error) => tracing::info!(%error, %peer, "upgrade failed"),
         }

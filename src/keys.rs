@@ -29,8 +29,9 @@ impl Keys {
     }
 
     /// The player lease: the owner token of the one live session acting for `player`, with
-    /// a TTL its instance renews (see `matchmaker::player_lease`).
-    pub fn session(&self, player: Uuid) -> String {
+    /// a TTL its instance renews (see `matchmaker::lease_keeper`). The key is named
+    /// `session:<player>` for compatibility with deployed instances.
+    pub fn player_lease(&self, player: Uuid) -> String {
         format!("{}:session:{player}", self.prefix)
     }
 
@@ -49,8 +50,10 @@ impl Keys {
         format!("{}:lock:{mode}", self.prefix)
     }
 
-    /// Reservation of the game server registered as `server` (see the allocator).
-    pub fn claim(&self, server: &str) -> String {
+    /// The reservation of the game server registered as `server` (see the allocator): the
+    /// allocating instance's token with a TTL. The key is named `claim:<server>` for
+    /// compatibility with deployed instances.
+    pub fn server_reservation(&self, server: &str) -> String {
         format!("{}:claim:{server}", self.prefix)
     }
 

@@ -10,11 +10,15 @@
 //! - [`auth`]: player tokens (HS256 JWT) checked at the WebSocket upgrade.
 //! - [`session`]: one task per WebSocket, driven by a pure state machine.
 //! - [`notify`]: pub/sub notices, routed to the local session that owns the player.
-//! - [`matchmaker`]: every Redis effect: enqueue, match, loading, allocation, sweeps.
+//! - [`matchmaker`]: the services behind the sessions: the session port, the match loop,
+//!   allocations, the sweeper and the lease keeper.
 //! - [`allocator`]: dedicated game server allocation (registry + HTTP).
-//! - [`store`], [`scripts`], [`keys`]: the Redis seam, the Lua scripts and key names.
+//! - [`scripts`]: one module per Lua script (its typed call and reply parser), and the one
+//!   call path every script call takes.
+//! - [`store`], [`keys`]: the Redis seam and key names.
 //! - [`clock`]: the time and identity seams.
 //! - [`probe`]: typed facts about the service's decisions, for the simulation's oracle.
+//! - [`check`]: assertions that stay on in release builds and never panic.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`limits`]: every fixed bound the service enforces.
 //!
@@ -24,6 +28,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -41,5 +41,10 @@ pub const WS_READ_BUFFER_BYTES: usize = 4 * 1_024;
 pub const WS_MAX_WRITE_BUFFER_BYTES: usize = 64 * 1_024;
 /// Time a frame write to a client may take before the connection counts as dead.
 pub const SEND_TIMEOUT_MS: u64 = 5_000;
+/// Consecutive rate-limited frames after which a connection is closed (a sustained flood).
+pub const MAX_RATE_LIMITED_IN_A_ROW: u32 = 20;
+/// Frames a client may send at once before rate limiting starts, unless configured
+/// (`limits.message_burst`).
+pub const DEFAULT_MESSAGE_BURST: u32 = 20;
 /// Longest server address accepted from a game server.
 pub const MAX_SERVER_ADDRESS_BYTES: usize = 256;

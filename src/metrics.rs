@@ -34,6 +34,9 @@ pub enum Family {
     StoreErrors,
     /// Unix time reads that failed (counter).
     ClockErrors,
+    /// Relations the design relies on that were found broken (counter, label `check`; see
+    /// [`check!`](crate::check!)).
+    AssertionFailures,
 }
 
 impl Family {
@@ -51,6 +54,7 @@ impl Family {
             Self::LockContention => "match_lock_contention_total",
             Self::StoreErrors => "match_store_errors_total",
             Self::ClockErrors => "match_clock_errors_total",
+            Self::AssertionFailures => "match_assertion_failures_total",
         }
     }
 
@@ -68,6 +72,7 @@ impl Family {
             Self::LockContention => "Match rounds skipped because another holder had the lock.",
             Self::StoreErrors => "Redis commands that failed, by operation.",
             Self::ClockErrors => "Failed reads of the unix time.",
+            Self::AssertionFailures => "Broken relations the design relies on, by check.",
         }
     }
 
@@ -89,6 +94,7 @@ impl Family {
             Self::BadScriptReplies => Some("script"),
             Self::StoreErrors => Some("op"),
             Self::AuthRejected => Some("reason"),
+            Self::AssertionFailures => Some("check"),
             Self::Connections | Self::ConnectionsRejected | Self::ClockErrors => None,
         }
     }

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::keys::Keys;
-use crate::matchmaker::replies::Member;
 use crate::metrics::{Family, Metrics};
 use crate::protocol::ErrorCode;
+use crate::scripts::Member;
 use crate::store::Store;
 
 /// What happened to a group of players, as published on pub/sub.
@@ -122,21 +121,26 @@ pub struct SessionNotice {
     pub event: NoticeEvent,
 }
 
+/// What the router and the lease keeper read of a local session: views of state the
+/// session owns (its machine's state), never copies of it.
+pub trait LocalSession: Send + Sync {
+    /// The player whose entry the session may hold (its queue claim), if any: its entry's
+    /// lease is renewed, and notices that name only the player reach it.
+    fn claimed_player(&self) -> Option<Uuid>;
+    /// The player whose player lease the session holds and wants renewed, if any.
+    fn held_lease(&self) -> Option<Uuid>;
+}
+
 /// A local session as the router knows it.
 struct Route {
     /// Delivers notices to the session task.
     sender: mpsc::Sender<SessionNotice>,
-    /// The player whose entry the session may hold, for lease renewal.
-    claim: Option<Uuid>,
-    /// The player whose player lease the session holds, for its renewal.
-    lease: Option<Uuid>,
-    /// Until when the player lease surely lives: its TTL counted from when the last
-    /// successful take or renewal was sent. Past it another connection may hold the
-    /// player, so the session must have stopped acting before (self-fencing).
-    lease_valid_until: Option<Instant>,
+    /// The session's own state, read when routing and renewing.
+    session: Arc<dyn LocalSession>,
 }
 
-/// Local sessions by owner token.
+/// Local sessions by owner token: routes notices to them, and tells the lease keeper who
+/// holds what.
 #[derive(Default)]
 pub struct Router {
     /// Sessions by token; a BTreeMap so iteration (renewal batches) is deterministic.
@@ -144,18 +148,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// Registers a session; notices for `owner` go to `sender`.
-    pub fn register(&self, owner: Uuid, sender: mpsc::Sender<SessionNotice>) {
+    /// Registers a session; notices for `owner` go to `sender`, and `session` is read for
+    /// its claim and lease.
+    pub fn register(
+        &self,
+        owner: Uuid,
+        sender: mpsc::Sender<SessionNotice>,
+        session: Arc<dyn LocalSession>,
+    ) {
         if let Ok(mut routes) = self.routes.lock() {
-            routes.insert(
-                owner,
-                Route {
-                    sender,
-                    claim: None,
-                    lease: None,
-                    lease_valid_until: None,
-                },
-            );
+            routes.insert(owner, Route { sender, session });
         }
     }
 
@@ -166,70 +168,25 @@ impl Router {
         }
     }
 
-    /// Records which player's entry the session may hold (for lease renewal).
-    pub fn set_claim(&self, owner: Uuid, claim: Option<Uuid>) {
-        if let Ok(mut routes) = self.routes.lock()
-            && let Some(route) = routes.get_mut(&owner)
-        {
-            route.claim = claim;
-        }
-    }
-
-    /// Records which player's lease the session holds (for its renewal).
-    pub fn set_lease(&self, owner: Uuid, lease: Option<Uuid>) {
-        if let Ok(mut routes) = self.routes.lock()
-            && let Some(route) = routes.get_mut(&owner)
-        {
-            route.lease = lease;
-            if lease.is_none() {
-                route.lease_valid_until = None;
-            }
-        }
-    }
-
-    /// Records that the player leases of `owners` live at least until `until` (a take or
-    /// renewal sent before `until - ttl` succeeded).
-    pub fn extend_leases(&self, owners: impl IntoIterator<Item = Uuid>, until: Instant) {
-        let Ok(mut routes) = self.routes.lock() else {
-            return;
-        };
-        for owner in owners {
-            if let Some(route) = routes.get_mut(&owner) {
-                route.lease_valid_until =
-                    Some(route.lease_valid_until.map_or(until, |t| t.max(until)));
-            }
-        }
-    }
-
-    /// Every (player, owner) whose held player lease may be gone by `by`: no renewal has
-    /// succeeded recently enough, so the session must stop acting for the player.
-    pub fn expiring_leases(&self, by: Instant) -> Vec<Member> {
-        self.members(|route| {
-            route
-                .lease
-                .filter(|_| route.lease_valid_until.is_none_or(|until| until <= by))
-        })
-    }
-
     /// Every (player, owner) whose player lease a live local session holds.
     pub fn leases(&self) -> Vec<Member> {
-        self.members(|route| route.lease)
+        self.members(|session| session.held_lease())
     }
 
     /// Every (player, owner) whose entry a live local session may hold.
     pub fn claims(&self) -> Vec<Member> {
-        self.members(|route| route.claim)
+        self.members(|session| session.claimed_player())
     }
 
-    /// Every (player, owner) for which `player_of` names a player of the owner's route.
-    fn members(&self, player_of: impl Fn(&Route) -> Option<Uuid>) -> Vec<Member> {
+    /// Every (player, owner) for which `player_of` names a player of the owner's session.
+    fn members(&self, player_of: impl Fn(&dyn LocalSession) -> Option<Uuid>) -> Vec<Member> {
         let Ok(routes) = self.routes.lock() else {
             return Vec::new();
         };
         routes
             .iter()
             .filter_map(|(owner, route)| {
-                player_of(route).map(|player| Member {
+                player_of(route.session.as_ref()).map(|player| Member {
                     player,
                     owner: *owner,
                 })
@@ -258,7 +215,7 @@ impl Router {
             let route = if target.owner.is_nil() {
                 routes
                     .values()
-                    .find(|route| route.claim == Some(target.player))
+                    .find(|route| route.session.claimed_player() == Some(target.player))
             } else {
                 routes.get(&target.owner)
             };
@@ -280,7 +237,7 @@ impl Router {
             return;
         };
         for (owner, route) in routes.iter() {
-            if let Some(player) = route.claim {
+            if let Some(player) = route.session.claimed_player() {
                 let _ = route.sender.try_send(SessionNotice {
                     player,
                     event: NoticeEvent::Resync,
@@ -341,56 +298,5 @@ pub async fn run_subscriber(
             () = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Goal: self-fencing sees exactly the sessions whose held lease no take or renewal
-    /// extended past the horizon; a session without a lease is never fenced, and a later
-    /// renewal lifts the fence.
-    #[test]
-    fn expiring_leases_are_those_not_extended_past_the_horizon() {
-        let router = Router::default();
-        let (sender, _receiver) = mpsc::channel(4);
-        let [a, b, c] = [1_u128, 2, 3].map(Uuid::from_u128);
-        for owner in [a, b, c] {
-            router.register(owner, sender.clone());
-        }
-        let now = Instant::now();
-        let soon = now + Duration::from_secs(1);
-        let later = now + Duration::from_secs(5);
-        router.extend_leases([a], soon);
-        router.extend_leases([b], later);
-        router.set_lease(a, Some(a));
-        router.set_lease(b, Some(b));
-        let horizon = now + Duration::from_secs(2);
-        let fenced: Vec<Uuid> = router
-            .expiring_leases(horizon)
-            .iter()
-            .map(|m| m.owner)
-            .collect();
-        assert_eq!(
-            fenced,
-            vec![a],
-            "c holds no lease; b is renewed past the horizon"
-        );
-        router.extend_leases([a], later);
-        assert_eq!(router.expiring_leases(horizon), vec![]);
-        router.extend_leases([a], soon);
-        assert_eq!(
-            router.expiring_leases(horizon),
-            vec![],
-            "an earlier time never shortens"
-        );
-        router.set_lease(a, None);
-        router.set_lease(a, Some(a));
-        assert_eq!(
-            router.expiring_leases(horizon).len(),
-            1,
-            "a new lease starts unproven"
-        );
     }
 }

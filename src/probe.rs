@@ -86,6 +86,15 @@ pub enum Fact {
         /// Why it ends.
         cause: EndCause,
     },
+    /// A relation the design relies on was found broken (see [`check!`](crate::check!)):
+    /// the service logged it, counted it and took its safe path; the simulation counts it
+    /// as a violation.
+    AssertionFailed {
+        /// The check's name, as in `match_assertion_failures_total{check}`.
+        check: &'static str,
+        /// How the relation was broken.
+        detail: String,
+    },
 }
 
 /// What a session did for its player.

@@ -22,7 +22,6 @@ use crate::config::Settings;
 use crate::http::{self, Connection};
 use crate::limits;
 use crate::matchmaker::{Deps, Matchmaker};
-use crate::notify;
 
 /// A source of connections: tokio's `TcpListener` in production, turmoil's in simulation.
 pub trait Listener: Send + 'static {
@@ -57,9 +56,10 @@ pub async fn run<L: Listener>(
     deps: Deps,
     shutdown: impl Future<Output = ()>,
 ) -> Ended {
-    let (matchmaker, triggers) = Matchmaker::new(settings.clone(), deps);
+    let (matchmaker, background) = Matchmaker::new(settings.clone(), deps);
+    let matchmaker = Arc::new(matchmaker);
     let stop = CancellationToken::new();
-    let background = spawn_background(&matchmaker, triggers, &stop);
+    let background = background.spawn(&stop);
     let sessions = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     tokio::pin!(shutdown);
@@ -94,27 +94,6 @@ pub async fn run<L: Listener>(
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_MS: u64 = 100;
 
-/// Starts the match loop, the sweeper, the lease renewer and the pub/sub subscriber.
-fn spawn_background(
-    matchmaker: &Arc<Matchmaker>,
-    triggers: tokio::sync::mpsc::Receiver<String>,
-    stop: &CancellationToken,
-) -> TaskTracker {
-    let tasks = TaskTracker::new();
-    tasks.spawn(matchmaker.clone().run_match_loop(triggers, stop.clone()));
-    tasks.spawn(matchmaker.clone().run_sweeper(stop.clone()));
-    tasks.spawn(matchmaker.clone().run_lease_renewer(stop.clone()));
-    tasks.spawn(notify::run_subscriber(
-        matchmaker.deps.store.clone(),
-        matchmaker.keys.clone(),
-        matchmaker.router.clone(),
-        matchmaker.settings.timing.subscriber_retry_ms,
-        stop.clone(),
-    ));
-    tasks.close();
-    tasks
-}
-
 /// Serves HTTP on one connection; a WebSocket upgrade hands it to a session task.
 async fn serve_http<S>(stream: S, connection: Arc<Connection>)
 where
@@ -143,14 +122,15 @@ async fn drain(
     sessions: TaskTracker,
     background: TaskTracker,
 ) -> Ended {
-    let timeout = Duration::from_millis(matchmaker.settings.timing.shutdown_timeout_ms);
-    tracing::info!(sessions = matchmaker.router.len(), "shutting down");
+    let timeout = Duration::from_millis(matchmaker.settings().timing.shutdown_timeout_ms);
+    tracing::info!(sessions = matchmaker.live_sessions(), "shutting down");
     stop.cancel();
     sessions.close();
-    matchmaker.tasks.close();
+    let allocations = matchmaker.allocation_tasks();
+    allocations.close();
     let all = async {
         sessions.wait().await;
-        matchmaker.tasks.wait().await;
+        allocations.wait().await;
         background.wait().await;
     };
     let clean = tokio::time::timeout(timeout, all).await.is_ok();
@@ -158,7 +138,7 @@ async fn drain(
         tracing::info!("shutdown complete");
     } else {
         tracing::warn!(
-            left = matchmaker.router.len(),
+            left = matchmaker.live_sessions(),
             "shutdown timed out; leases expire what is left"
         );
     }

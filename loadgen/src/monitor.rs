@@ -66,8 +66,7 @@ fn classify(line: &str, script_names: &BTreeMap<String, &'static str>) -> Line {
 
 /// SHA1 -> script name of every service script.
 fn script_names() -> BTreeMap<String, &'static str> {
-    match_server::scripts::SCRIPTS
-        .all()
+    match_server::scripts::all()
         .iter()
         .map(|script| (script.sha1.clone(), script.name))
         .collect()
@@ -141,7 +140,7 @@ mod tests {
     #[test]
     fn lines_are_classified() {
         let names = script_names();
-        let enqueue_sha = &match_server::scripts::SCRIPTS.enqueue.sha1;
+        let enqueue_sha = &match_server::scripts::enqueue::SCRIPT.sha1;
         let cases = [
             (
                 format!(r#"+1700000000.1 [0 127.0.0.1:5000] "EVALSHA" "{enqueue_sha}" "2" "k""#),

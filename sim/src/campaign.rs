@@ -115,6 +115,7 @@ pub fn record_of(report: &RunReport, commit: &str, wall_ms: u64) -> SeedRecord {
         seed: scenario.seed,
         commit: commit.to_owned(),
         scenario_hash: shrink::scenario_hash(scenario),
+        trace_hash: format!("{:016x}", report.trace_hash),
         outcome: if violations.is_empty() {
             Outcome::Pass
         } else {
@@ -159,6 +160,7 @@ fn failed_record(seed: u64, commit: &str, violation: Violation) -> SeedRecord {
         seed,
         commit: commit.to_owned(),
         scenario_hash: String::new(),
+        trace_hash: String::new(),
         outcome: Outcome::Fail,
         first_violation: Some(violation.clone()),
         broken: vec![violation.invariant.clone()],

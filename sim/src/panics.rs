@@ -1,5 +1,7 @@
 //! Panics fail the seed: a process-wide hook records every panic (in any task of any host)
-//! for the thread that runs the seed, since tokio swallows panics of spawned tasks.
+//! for the thread that runs the seed, since tokio swallows panics of spawned tasks. A
+//! broken assertion of the service (a `check!` that failed, reported as a fact through the
+//! probe seam) is recorded the same way: the service went on, but the seed fails.
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -43,6 +45,13 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-text panic payload".to_owned())
     })
+}
+
+/// Records a broken assertion of the service (`Fact::AssertionFailed`: a `check!` that
+/// failed and did not panic) as if it were a panic: it fails the seed under invariant 1.
+pub fn assertion_failed(check: &str, detail: &str) {
+    let message = format!("assertion {check} failed: {detail}");
+    SEEN.with(|seen| seen.borrow_mut().push((sim_elapsed_ms(), message)));
 }
 
 /// Whether this thread saw a panic since the last `take`.

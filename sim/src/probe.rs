@@ -108,6 +108,9 @@ pub struct SimProbe {
 
 impl Probe for SimProbe {
     fn record(&self, fact: Fact) {
+        if let Fact::AssertionFailed { check, detail } = &fact {
+            crate::panics::assertion_failed(check, detail);
+        }
         let witness = self
             .log
             .reader

@@ -170,6 +170,10 @@ pub struct SeedRecord {
     pub commit: String,
     /// Hash of the scenario the seed drew (FNV-1a of its JSON, hex).
     pub scenario_hash: String,
+    /// Hash of the run's trace (hex; empty when the seed could not run): equal hashes of
+    /// one seed on two commits mean the service behaved identically, event for event.
+    #[serde(default)]
+    pub trace_hash: String,
     /// How it ended.
     pub outcome: Outcome,
     /// The first broken invariant.

@@ -8,6 +8,7 @@ fn pass(seed: u64) -> SeedRecord {
         seed,
         commit: "abc".into(),
         scenario_hash: format!("{seed:016x}"),
+        trace_hash: format!("{:016x}", seed * 7),
         outcome: Outcome::Pass,
         first_violation: None,
         violations: Vec::new(),

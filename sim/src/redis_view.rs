@@ -50,7 +50,7 @@ impl WitnessReader for RedisWitness {
     fn witness(&self, fact: &Fact) -> Option<Witness> {
         match fact {
             Fact::Acted { player, .. } => {
-                let key = self.keys.session(*player);
+                let key = self.keys.player_lease(*player);
                 let holder = self.peek(|fake| {
                     fake.with_data(|data| {
                         data.string(&key)

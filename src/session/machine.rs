@@ -6,7 +6,7 @@
 //! Every (state, event) pair has a written outcome; an illegal request gets an error reply.
 //!
 //! One live session per player: a session acts for one player only, and only while it holds
-//! that player's lease (see `matchmaker::player_lease`). `Acquiring` runs the acquisition:
+//! that player's lease (see `matchmaker::lease_keeper`). `Acquiring` runs the acquisition:
 //! an authenticated session enters it on `Connected`, before any frame is read; a dev-mode
 //! session at its first valid `enqueue`, which binds the connection to that player. A lease
 //! held elsewhere ends the connection (`session_exists`), and so does a lease lost later
@@ -18,8 +18,7 @@ use uuid::Uuid;
 
 use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
-use crate::matchmaker::player_lease::LeaseReply;
-use crate::matchmaker::replies::{CompleteReply, EnqueueReply};
+use crate::matchmaker::session_port::{CompleteOutcome, EnqueueOutcome, LeaseOutcome};
 use crate::notify::NoticeEvent;
 use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
 
@@ -99,15 +98,15 @@ pub enum Event {
     /// A frame that could not be parsed; the code to answer with.
     BadFrame(ErrorCode),
     /// The enqueue effect finished.
-    Enqueued(Result<EnqueueReply, EffectError>),
+    Enqueued(Result<EnqueueOutcome, EffectError>),
     /// The leave effect finished.
     Left(Result<(), EffectError>),
     /// The loading_complete effect finished.
-    Completed(Result<CompleteReply, EffectError>),
+    Completed(Result<CompleteOutcome, EffectError>),
     /// The resync effect read the player's entry.
     Synced(Result<Option<PlayerEntry>, EffectError>),
     /// The player lease acquisition finished.
-    LeaseAcquired(Result<LeaseReply, EffectError>),
+    LeaseAcquired(Result<LeaseOutcome, EffectError>),
     /// A notice for this session's player (`LeaseLost` included: the renewal found the
     /// lease gone).
     Notice(NoticeEvent),
@@ -394,7 +393,7 @@ fn acquire(player: Uuid, enqueue: Option<Claim>) -> Step {
 
 fn acquiring(player: Uuid, enqueue: Option<Claim>, event: Event, ctx: &mut Context) -> Step {
     match event {
-        Event::LeaseAcquired(Ok(LeaseReply::Acquired)) => {
+        Event::LeaseAcquired(Ok(LeaseOutcome::Acquired)) => {
             ctx.lease = LeaseHold::Held;
             match enqueue {
                 Some(claim) => Step::to(State::Enqueuing {
@@ -405,7 +404,7 @@ fn acquiring(player: Uuid, enqueue: Option<Claim>, event: Event, ctx: &mut Conte
                 None => Step::to(State::Idle { last: None }),
             }
         }
-        Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)) => {
+        Event::LeaseAcquired(Ok(LeaseOutcome::HeldElsewhere)) => {
             ctx.lease = LeaseHold::NotHeld;
             Step::to(State::Disconnecting)
                 .error(ErrorCode::SessionExists)
@@ -525,21 +524,19 @@ fn enqueuing(claim: Claim, announce: bool, event: Event) -> Step {
         }
     };
     match event {
-        Event::Enqueued(Ok(EnqueueReply::Enqueued { .. })) => enqueued(claim),
-        Event::Enqueued(Ok(EnqueueReply::Already { state, mode, .. })) => {
-            let player = claim.player;
-            let step = enqueued(Claim { mode, ..claim });
-            // Already loading: the start_loading notice may be lost; ask Redis.
-            if state == "loading" {
-                step.run(Effect::Resync { player })
-            } else {
-                step
-            }
+        Event::Enqueued(Ok(EnqueueOutcome::Enqueued)) => enqueued(claim),
+        Event::Enqueued(Ok(EnqueueOutcome::AlreadyQueued { mode })) => {
+            enqueued(Claim { mode, ..claim })
         }
-        Event::Enqueued(Ok(EnqueueReply::Taken | EnqueueReply::Busy)) => {
+        // Already loading: the start_loading notice may be lost; ask Redis.
+        Event::Enqueued(Ok(EnqueueOutcome::AlreadyLoading { mode })) => {
+            let player = claim.player;
+            enqueued(Claim { mode, ..claim }).run(Effect::Resync { player })
+        }
+        Event::Enqueued(Ok(EnqueueOutcome::Taken | EnqueueOutcome::Busy)) => {
             Step::to(State::Idle { last: None }).error(ErrorCode::PlayerBusy)
         }
-        Event::Enqueued(Ok(EnqueueReply::Full)) => {
+        Event::Enqueued(Ok(EnqueueOutcome::Full)) => {
             Step::to(State::Idle { last: None }).error(ErrorCode::QueueFull)
         }
         Event::Enqueued(Err(_)) => Step::to(State::Idle {
@@ -775,15 +772,82 @@ fn completing(claim: Claim, loading: Uuid, event: Event) -> Step {
         loaded,
     };
     match event {
-        Event::Completed(Ok(
-            CompleteReply::Waiting | CompleteReply::AllReady { .. } | CompleteReply::AlreadyReady,
-        )) => Step::to(back(true)),
-        Event::Completed(Ok(CompleteReply::NotMember | CompleteReply::Gone)) => {
+        Event::Completed(Ok(outcome)) if outcome.is_ready() => Step::to(back(true)),
+        Event::Completed(Ok(CompleteOutcome::NotMember | CompleteOutcome::Gone)) => {
             Step::to(back(false)).run(Effect::Resync { player })
         }
         Event::Completed(Err(_)) => Step::to(back(false)).error(ErrorCode::ServiceUnavailable),
         Event::Request(request) => refuse(State::Completing { claim, loading }, &request),
         _ => Step::stay(State::Completing { claim, loading }),
+    }
+}
+
+/// The relations every step's result keeps, whatever the state and event: the first one
+/// `step` (taken with `ctx`, as the step left it) breaks, by name, and how. The session task
+/// checks every step with [`check!`](crate::check!); the unit tests check every (state,
+/// event) pair.
+pub fn broken_relation(step: &Step, ctx: &Context) -> Option<(&'static str, String)> {
+    let state = &step.state;
+    if step.close.is_some() && *state != State::Disconnecting {
+        let detail = format!("a closing step lands in {}", state.name());
+        return Some(("closing_step_disconnects", detail));
+    }
+    if let Some(claim) = state.claim() {
+        if ctx.player != Some(claim.player) {
+            let detail = format!("{} claims another player", state.name());
+            return Some(("claim_is_the_sessions_player", detail));
+        }
+        if ctx.lease != LeaseHold::Held {
+            let detail = format!("{} with the lease {:?}", state.name(), ctx.lease);
+            return Some(("claim_needs_the_lease", detail));
+        }
+    }
+    if let State::InLoading { loading, .. } | State::Completing { loading, .. } = state
+        && !ctx.seen(*loading)
+    {
+        let detail = format!("{} in a loading session it never announced", state.name());
+        return Some(("loading_was_announced", detail));
+    }
+    match &step.effect {
+        Some(effect) if !effect_fits(effect, state, ctx) => {
+            let detail = format!("{effect:?} in {}", state.name());
+            Some(("effect_fits_the_state", detail))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `effect` is one `state` runs: the transitional state of its own effect, or a
+/// cleanup or resync for the session's own player.
+fn effect_fits(effect: &Effect, state: &State, ctx: &Context) -> bool {
+    let own = |player: Uuid| ctx.player == Some(player);
+    match (effect, state) {
+        (
+            Effect::Enqueue(claim),
+            State::Enqueuing {
+                claim: enqueuing, ..
+            },
+        ) => claim == enqueuing,
+        (
+            Effect::Complete { claim, loading },
+            State::Completing {
+                claim: completing,
+                loading: current,
+            },
+        ) => claim == completing && loading == current,
+        (
+            Effect::AcquireLease { player },
+            State::Acquiring {
+                player: acquiring, ..
+            },
+        ) => player == acquiring,
+        (
+            Effect::Leave { claim, .. },
+            State::Idle { .. } | State::Dequeuing { .. } | State::Disconnecting,
+        ) => own(claim.player),
+        (Effect::Resync { player }, State::Idle { .. } | State::InQueue { .. })
+        | (Effect::Resync { player }, State::InLoading { .. }) => own(*player),
+        _ => false,
     }
 }
 

@@ -14,8 +14,7 @@ use uuid::Uuid;
 use super::{Claim, Close, Context, Effect, Event, LeaseHold, State, Step, step};
 use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
-use crate::matchmaker::player_lease::LeaseReply;
-use crate::matchmaker::replies::{CompleteReply, EnqueueReply, Member};
+use crate::matchmaker::session_port::{CompleteOutcome, EnqueueOutcome, LeaseOutcome};
 use crate::notify::NoticeEvent;
 use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
 
@@ -328,32 +327,23 @@ impl E {
             Self::CompleteCurrent => complete_request(CURRENT),
             Self::CompleteOther => complete_request(FRESH),
             Self::BadFrame => Event::BadFrame(ErrorCode::InvalidMessage),
-            Self::Enqueued => Event::Enqueued(Ok(EnqueueReply::Enqueued { queue_len: 1 })),
-            Self::AlreadyQueued => already("queued", MODE, None),
-            Self::AlreadyQueuedOtherMode => already("queued", MODE2, None),
-            Self::AlreadyLoading => already("loading", MODE, Some(CURRENT)),
-            Self::Taken => Event::Enqueued(Ok(EnqueueReply::Taken)),
-            Self::Busy => Event::Enqueued(Ok(EnqueueReply::Busy)),
-            Self::Full => Event::Enqueued(Ok(EnqueueReply::Full)),
+            Self::Enqueued => Event::Enqueued(Ok(EnqueueOutcome::Enqueued)),
+            Self::AlreadyQueued => already_queued(MODE),
+            Self::AlreadyQueuedOtherMode => already_queued(MODE2),
+            Self::AlreadyLoading => Event::Enqueued(Ok(EnqueueOutcome::AlreadyLoading {
+                mode: MODE.to_owned(),
+            })),
+            Self::Taken => Event::Enqueued(Ok(EnqueueOutcome::Taken)),
+            Self::Busy => Event::Enqueued(Ok(EnqueueOutcome::Busy)),
+            Self::Full => Event::Enqueued(Ok(EnqueueOutcome::Full)),
             Self::EnqueueFailed => Event::Enqueued(Err(EffectError::Unavailable)),
             Self::LeftOk => Event::Left(Ok(())),
             Self::LeftFailed => Event::Left(Err(EffectError::Unavailable)),
-            Self::CompletedWaiting => Event::Completed(Ok(CompleteReply::Waiting)),
-            Self::CompletedAllReady => Event::Completed(Ok(CompleteReply::AllReady {
-                members: vec![
-                    Member {
-                        player: PLAYER,
-                        owner: OWNER,
-                    },
-                    Member {
-                        player: OTHER_PLAYER,
-                        owner: STRANGER,
-                    },
-                ],
-            })),
-            Self::CompletedAlreadyReady => Event::Completed(Ok(CompleteReply::AlreadyReady)),
-            Self::CompletedNotMember => Event::Completed(Ok(CompleteReply::NotMember)),
-            Self::CompletedGone => Event::Completed(Ok(CompleteReply::Gone)),
+            Self::CompletedWaiting => Event::Completed(Ok(CompleteOutcome::Waiting)),
+            Self::CompletedAllReady => Event::Completed(Ok(CompleteOutcome::AllReady)),
+            Self::CompletedAlreadyReady => Event::Completed(Ok(CompleteOutcome::AlreadyReady)),
+            Self::CompletedNotMember => Event::Completed(Ok(CompleteOutcome::NotMember)),
+            Self::CompletedGone => Event::Completed(Ok(CompleteOutcome::Gone)),
             Self::CompleteFailed => Event::Completed(Err(EffectError::Unavailable)),
             Self::SyncedAbsent => Event::Synced(Ok(None)),
             Self::SyncedQueued => synced(OWNER, MODE, Place::Queued),
@@ -368,8 +358,8 @@ impl E {
             Self::SyncedRemovedCurrent => synced(OWNER, MODE, removed_place(CURRENT)),
             Self::SyncedRemovedFresh => synced(OWNER, MODE, removed_place(FRESH)),
             Self::SyncFailed => Event::Synced(Err(EffectError::Unavailable)),
-            Self::LeaseAcquired => Event::LeaseAcquired(Ok(LeaseReply::Acquired)),
-            Self::LeaseHeldElsewhere => Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)),
+            Self::LeaseAcquired => Event::LeaseAcquired(Ok(LeaseOutcome::Acquired)),
+            Self::LeaseHeldElsewhere => Event::LeaseAcquired(Ok(LeaseOutcome::HeldElsewhere)),
             Self::LeaseFailed => Event::LeaseAcquired(Err(EffectError::Unavailable)),
             Self::LeaseLost => Event::Notice(NoticeEvent::LeaseLost),
             Self::StartCurrent => notice_start(CURRENT),
@@ -467,11 +457,9 @@ fn complete_request(loading: Uuid) -> Event {
     })
 }
 
-fn already(state: &str, mode: &str, loading: Option<Uuid>) -> Event {
-    Event::Enqueued(Ok(EnqueueReply::Already {
-        state: state.to_owned(),
+fn already_queued(mode: &str) -> Event {
+    Event::Enqueued(Ok(EnqueueOutcome::AlreadyQueued {
         mode: mode.to_owned(),
-        loading,
     }))
 }
 
@@ -853,19 +841,20 @@ fn event_variant(event: &Event) -> &'static str {
         Event::Request(ClientRequest::Dequeue) => "request dequeue",
         Event::Request(ClientRequest::LoadingComplete { .. }) => "request loading_complete",
         Event::BadFrame(_) => "bad frame",
-        Event::Enqueued(Ok(EnqueueReply::Enqueued { .. })) => "enqueued",
-        Event::Enqueued(Ok(EnqueueReply::Already { .. })) => "enqueued already",
-        Event::Enqueued(Ok(EnqueueReply::Taken)) => "enqueued taken",
-        Event::Enqueued(Ok(EnqueueReply::Busy)) => "enqueued busy",
-        Event::Enqueued(Ok(EnqueueReply::Full)) => "enqueued full",
+        Event::Enqueued(Ok(EnqueueOutcome::Enqueued)) => "enqueued",
+        Event::Enqueued(Ok(EnqueueOutcome::AlreadyQueued { .. })) => "enqueued already queued",
+        Event::Enqueued(Ok(EnqueueOutcome::AlreadyLoading { .. })) => "enqueued already loading",
+        Event::Enqueued(Ok(EnqueueOutcome::Taken)) => "enqueued taken",
+        Event::Enqueued(Ok(EnqueueOutcome::Busy)) => "enqueued busy",
+        Event::Enqueued(Ok(EnqueueOutcome::Full)) => "enqueued full",
         Event::Enqueued(Err(_)) => "enqueued error",
         Event::Left(Ok(())) => "left",
         Event::Left(Err(_)) => "left error",
-        Event::Completed(Ok(CompleteReply::Waiting)) => "completed waiting",
-        Event::Completed(Ok(CompleteReply::AllReady { .. })) => "completed all_ready",
-        Event::Completed(Ok(CompleteReply::AlreadyReady)) => "completed already_ready",
-        Event::Completed(Ok(CompleteReply::NotMember)) => "completed not_member",
-        Event::Completed(Ok(CompleteReply::Gone)) => "completed gone",
+        Event::Completed(Ok(CompleteOutcome::Waiting)) => "completed waiting",
+        Event::Completed(Ok(CompleteOutcome::AllReady)) => "completed all_ready",
+        Event::Completed(Ok(CompleteOutcome::AlreadyReady)) => "completed already_ready",
+        Event::Completed(Ok(CompleteOutcome::NotMember)) => "completed not_member",
+        Event::Completed(Ok(CompleteOutcome::Gone)) => "completed gone",
         Event::Completed(Err(_)) => "completed error",
         Event::Synced(Ok(None)) => "synced absent",
         Event::Synced(Ok(Some(entry))) => match entry.place {
@@ -875,8 +864,8 @@ fn event_variant(event: &Event) -> &'static str {
             Place::Removed { .. } => "synced removed",
         },
         Event::Synced(Err(_)) => "synced error",
-        Event::LeaseAcquired(Ok(LeaseReply::Acquired)) => "lease acquired",
-        Event::LeaseAcquired(Ok(LeaseReply::HeldElsewhere)) => "lease held elsewhere",
+        Event::LeaseAcquired(Ok(LeaseOutcome::Acquired)) => "lease acquired",
+        Event::LeaseAcquired(Ok(LeaseOutcome::HeldElsewhere)) => "lease held elsewhere",
         Event::LeaseAcquired(Err(_)) => "lease error",
         Event::Notice(NoticeEvent::StartLoading { .. }) => "notice start_loading",
         Event::Notice(NoticeEvent::MatchFound { .. }) => "notice match_found",
@@ -943,7 +932,7 @@ fn the_cross_product_covers_every_variant() {
     let states: BTreeSet<&str> = S::ALL.iter().map(|s| state_variant(&s.state())).collect();
     assert_eq!(states.len(), 13, "every state variant: {states:?}");
     let events: BTreeSet<&str> = E::ALL.iter().map(|e| event_variant(&e.event())).collect();
-    assert_eq!(events.len(), 37, "{events:?}");
+    assert_eq!(events.len(), 38, "{events:?}");
 }
 
 /// Goal: the whole cross product runs without a single panic.
@@ -951,6 +940,43 @@ fn the_cross_product_covers_every_variant() {
 fn no_pair_panics() {
     let pairs = cross_product();
     assert_eq!(pairs.len(), S::ALL.len() * E::ALL.len());
+}
+
+/// Goal: every (state, event) pair keeps the machine's relations (a closing step lands in
+/// `Disconnecting`, a claim is the session's player and needs its lease, a loading state was
+/// announced, an effect fits its state), so the session task's `check!` never fires on a
+/// correct machine; and a step that breaks one is named.
+#[test]
+fn every_pair_keeps_the_machine_relations() {
+    let broken: Vec<String> = cross_product()
+        .into_iter()
+        .filter_map(|pair| {
+            super::broken_relation(&pair.step, &pair.after)
+                .map(|(name, detail)| format!("{:?} x {:?}: {name}: {detail}", pair.s, pair.e))
+        })
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "broken relations:\n{}",
+        broken.join("\n")
+    );
+    // A close that does not land in Disconnecting, and an effect that does not fit its
+    // state, are caught.
+    let ctx = S::InQueue.context();
+    let mut closing = Step::stay(in_queue(MODE));
+    closing.close = Some(Close::SessionLost);
+    let caught = super::broken_relation(&closing, &ctx).map(|(name, _)| name);
+    assert_eq!(caught, Some("closing_step_disconnects"));
+    let mut misfit = Step::stay(in_queue(MODE));
+    misfit.effect = Some(Effect::Complete {
+        claim: claim(),
+        loading: CURRENT,
+    });
+    let caught = super::broken_relation(&misfit, &ctx).map(|(name, _)| name);
+    assert_eq!(caught, Some("effect_fits_the_state"));
+    let unleased = S::IdleRetry.context();
+    let caught = super::broken_relation(&Step::stay(in_queue(MODE)), &unleased).map(|(n, _)| n);
+    assert_eq!(caught, Some("claim_needs_the_lease"));
 }
 
 /// Goal: every (state, event) pair gives exactly its written outcome - next state, replies
@@ -1380,7 +1406,7 @@ fn resync_recovers_a_lost_match_found() {
             loading: FRESH
         })
     );
-    run.feed(Event::Completed(Ok(CompleteReply::Waiting)));
+    run.feed(Event::Completed(Ok(CompleteOutcome::Waiting)));
     assert_eq!(run.state, in_loading(FRESH, true));
     // The MatchFound notice is lost; the periodic resync finds the match.
     run.feed(Event::ResyncDue);
@@ -1847,7 +1873,7 @@ fn a_removed_player_may_enqueue_again_as_a_new_attempt() {
     assert_eq!(again.effect, Some(Effect::Enqueue(claim())));
     let queued = step(
         again.state,
-        Event::Enqueued(Ok(EnqueueReply::Enqueued { queue_len: 1 })),
+        Event::Enqueued(Ok(EnqueueOutcome::Enqueued)),
         &mut ctx,
     );
     assert_eq!(queued.replies, vec![ServerMessage::Enqueued {}]);

@@ -6,11 +6,17 @@
 //! `Connected`, so an authenticated session holds its player lease before it reads a frame.
 //! On any exit (close, error, idle timeout, oversized frame, shutdown, a lease held
 //! elsewhere or lost) the machine's cleanup effect runs, then the player lease is released.
+//!
+//! The session owns its state: the machine's state and context live in its [`SessionCell`],
+//! which the task alone changes and the notice router and the lease keeper only read
+//! (through [`LocalSession`]). Every effect goes through one port, the
+//! [`SessionPort`]; every step is checked against the machine's relations
+//! ([`machine::broken_relation`]).
 
 pub mod machine;
 pub mod rate;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -30,10 +36,9 @@ use self::machine::{Close, Context, Effect, Event, State, Step};
 use self::rate::TokenBucket;
 use crate::auth::Identity;
 use crate::limits;
-use crate::matchmaker::Matchmaker;
-use crate::matchmaker::replies::CompleteReply;
+use crate::matchmaker::SessionPort;
 use crate::metrics::Family;
-use crate::notify::SessionNotice;
+use crate::notify::{LocalSession, SessionNotice};
 use crate::probe::{Act, Fact};
 use crate::protocol::{ErrorCode, ServerMessage, parse_client_frame};
 
@@ -93,19 +98,102 @@ enum Input {
     End(Ending),
 }
 
-/// Consecutive rate-limited frames after which the connection is closed.
-const MAX_RATE_LIMITED_IN_A_ROW: u32 = 20;
+/// The machine's state and context: the session's own state.
+struct Machine {
+    /// Where the session is.
+    state: State,
+    /// What the machine knows about its surroundings.
+    ctx: Context,
+}
+
+/// A step the machine took, with what the task logs and checks about it.
+struct Stepped {
+    /// The step.
+    step: Step,
+    /// The name of the state it left.
+    from: &'static str,
+    /// Whether the state changed (in any field).
+    changed: bool,
+    /// The machine relation the step broke, by name, and how (see
+    /// [`machine::broken_relation`]).
+    broken: Option<(&'static str, String)>,
+}
+
+/// The session's state, in one place: the session task alone changes it (one step at a
+/// time); the notice router and the lease keeper read it through [`LocalSession`].
+pub struct SessionCell {
+    /// The machine's state and context.
+    machine: Mutex<Machine>,
+}
+
+impl SessionCell {
+    /// A session in `Idle` with the context `ctx`.
+    fn new(ctx: Context) -> Self {
+        Self {
+            machine: Mutex::new(Machine {
+                state: State::Idle { last: None },
+                ctx,
+            }),
+        }
+    }
+
+    /// Feeds `event` to the machine and adopts the step's state.
+    fn step(&self, event: Event) -> Option<Stepped> {
+        let mut machine = self.machine.lock().ok()?;
+        let Machine { state, ctx } = &mut *machine;
+        let from = state.name();
+        let step = machine::step(state.clone(), event, ctx);
+        let broken = machine::broken_relation(&step, ctx);
+        let changed = step.state != *state;
+        *state = step.state.clone();
+        Some(Stepped {
+            step,
+            from,
+            changed,
+            broken,
+        })
+    }
+
+    /// Reads the machine.
+    fn read<T>(&self, read: impl FnOnce(&Machine) -> T) -> Option<T> {
+        self.machine.lock().ok().map(|machine| read(&machine))
+    }
+}
+
+impl LocalSession for SessionCell {
+    fn claimed_player(&self) -> Option<Uuid> {
+        self.read(|machine| machine.state.claim().map(|claim| claim.player))
+            .flatten()
+    }
+
+    /// The lease is renewed while the session lives: from the moment it disconnects, it is
+    /// only released.
+    fn held_lease(&self) -> Option<Uuid> {
+        self.read(|machine| match machine.state {
+            State::Disconnecting => None,
+            _ => machine.ctx.held_lease(),
+        })
+        .flatten()
+    }
+}
 
 /// One session's task state.
 struct Session<S> {
-    matchmaker: Arc<Matchmaker>,
+    /// The session's effects, lease and registration.
+    port: SessionPort,
+    /// This session's token.
     owner: Uuid,
-    ctx: Context,
-    state: State,
+    /// The machine's state (shared read-only with the router and the lease keeper).
+    cell: Arc<SessionCell>,
+    /// Frames to the client.
     sink: SplitSink<WebSocketStream<S>, Message>,
+    /// Notices for this session.
     notices: mpsc::Receiver<SessionNotice>,
+    /// The client's message rate.
     bucket: TokenBucket,
+    /// Rate-limited frames since the last accepted one.
     rate_limited_in_a_row: u32,
+    /// When the client was last heard (frame or pong), for the idle timeout.
     last_heard: Instant,
 }
 
@@ -113,41 +201,37 @@ struct Session<S> {
 /// `identity` is who the upgrade authenticated (or `Anonymous` in dev mode).
 pub async fn run<S>(
     ws: WebSocketStream<S>,
-    matchmaker: Arc<Matchmaker>,
+    port: SessionPort,
     shutdown: CancellationToken,
     peer: String,
     identity: Identity,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let owner = matchmaker.new_id();
+    let owner = port.new_owner();
     let span = match identity {
         Identity::Player(player) => tracing::info_span!("session", %owner, %peer, %player),
         Identity::Anonymous => tracing::info_span!("session", %owner, %peer),
     };
     async move {
         tracing::info!("connected");
-        matchmaker.metrics.add(Family::Connections, "", 1);
+        port.metrics().add(Family::Connections, "", 1);
         let (sender, notices) = mpsc::channel(limits::SESSION_NOTICE_CAPACITY);
-        matchmaker.router.register(owner, sender);
-        let (sink, stream) = ws.split();
-        let modes = matchmaker
-            .settings
-            .modes
-            .iter()
-            .map(|m| m.name.clone())
-            .collect();
-        let limits = &matchmaker.settings.limits;
-        let bucket = TokenBucket::new(limits.messages_per_second, limits.message_burst);
+        let settings = port.settings().clone();
+        let modes = settings.modes.iter().map(|m| m.name.clone()).collect();
         let ctx = match identity {
             Identity::Player(player) => Context::new(owner, modes).for_player(player),
             Identity::Anonymous => Context::new(owner, modes),
         };
+        let cell = Arc::new(SessionCell::new(ctx));
+        port.register(owner, sender, cell.clone());
+        let (sink, stream) = ws.split();
+        let limits = &settings.limits;
+        let bucket = TokenBucket::new(limits.messages_per_second, limits.message_burst);
         let mut session = Session {
-            matchmaker: matchmaker.clone(),
+            port: port.clone(),
             owner,
-            ctx,
-            state: State::Idle { last: None },
+            cell,
             sink,
             notices,
             bucket,
@@ -156,8 +240,8 @@ pub async fn run<S>(
         };
         let ending = session.serve(stream, shutdown).await;
         session.finish(ending).await;
-        matchmaker.router.unregister(owner);
-        matchmaker.metrics.add(Family::Connections, "", -1);
+        port.unregister(owner);
+        port.metrics().add(Family::Connections, "", -1);
         tracing::info!(?ending, "disconnected");
     }
     .instrument(span)
@@ -174,7 +258,7 @@ where
         mut stream: SplitStream<WebSocketStream<S>>,
         shutdown: CancellationToken,
     ) -> Ending {
-        let timing = &self.matchmaker.settings.timing;
+        let timing = &self.port.settings().timing;
         // Both first tick one period from now, not at once.
         let mut resync = crate::clock::periodic(timing.resync_interval_ms);
         resync.reset();
@@ -190,7 +274,7 @@ where
                 () = shutdown.cancelled() => Input::End(Ending::Shutdown),
                 frame = stream.next() => self.on_frame(frame),
                 Some(notice) = self.notices.recv() => self.on_notice(notice),
-                _ = resync.tick() => match self.state.claim() {
+                _ = resync.tick() => match self.cell.claimed_player() {
                     Some(_) => Input::Event(Event::ResyncDue),
                     None => Input::Nothing,
                 },
@@ -213,16 +297,18 @@ where
     async fn handle(&mut self, event: Event) -> Result<(), Ending> {
         let mut next = Some(event);
         while let Some(event) = next.take() {
-            let step = machine::step(self.state.clone(), event, &mut self.ctx);
-            if let Some(close) = step.close {
+            let Some(stepped) = self.step(event) else {
+                return Err(Ending::Gone);
+            };
+            if let Some(close) = stepped.step.close {
                 tracing::info!(?close, "the session ends itself");
-                let cleanup = step.effect.clone();
+                let cleanup = stepped.step.effect.clone();
                 // The state is `Disconnecting` now: clean up even if the client is gone.
-                let _ = self.apply(step).await;
+                let _ = self.apply(stepped).await;
                 self.cleanup(cleanup).await;
                 return Err(Ending::Machine(close));
             }
-            let effect = self.apply(step).await?;
+            let effect = self.apply(stepped).await?;
             if let Some(effect) = effect {
                 next = Some(self.run_effect(effect).await);
             }
@@ -240,16 +326,28 @@ where
         }
     }
 
-    /// Adopts a step's state, sends its replies, and returns its effect.
-    async fn apply(&mut self, step: Step) -> Result<Option<Effect>, Ending> {
-        if step.state != self.state {
-            tracing::debug!(from = self.state.name(), to = step.state.name(), "state");
+    /// Feeds `event` to the machine (whose state the cell adopts at once) and checks the
+    /// step's relations; `None` if the cell is poisoned (a panic elsewhere), which ends the
+    /// session.
+    fn step(&self, event: Event) -> Option<Stepped> {
+        let stepped = self.cell.step(event)?;
+        if let Some((relation, detail)) = &stepped.broken {
+            crate::check!(self.port.checks(), relation, false, "{detail}");
         }
-        self.state = step.state;
-        let claim = self.state.claim().map(|claim| claim.player);
-        let router = &self.matchmaker.router;
-        router.set_claim(self.owner, claim);
-        router.set_lease(self.owner, self.ctx.held_lease());
+        Some(stepped)
+    }
+
+    /// Logs a step's change of state, sends its replies, and returns its effect.
+    async fn apply(&mut self, stepped: Stepped) -> Result<Option<Effect>, Ending> {
+        let Stepped {
+            step,
+            from,
+            changed,
+            ..
+        } = stepped;
+        if changed {
+            tracing::debug!(from, to = step.state.name(), "state");
+        }
         for reply in step.replies {
             self.send(&reply).await.map_err(|()| Ending::Gone)?;
         }
@@ -259,40 +357,46 @@ where
     /// Reports an act for `player` to the probe (see [`Fact::Acted`]).
     fn acted(&self, player: Uuid, act: Act) {
         let owner = self.owner;
-        self.matchmaker.record(Fact::Acted { player, owner, act });
+        self.port.record(Fact::Acted { player, owner, act });
+    }
+
+    /// The player the connection acts for, once bound.
+    fn player(&self) -> Option<Uuid> {
+        self.cell.read(|machine| machine.ctx.player).flatten()
     }
 
     /// Runs one effect and turns its outcome into the machine's next event.
     async fn run_effect(&self, effect: Effect) -> Event {
-        let mm = &self.matchmaker;
+        let port = &self.port;
         let owner = self.owner;
         match effect {
             Effect::Enqueue(claim) => {
-                // The client asked for it, or the session repairs an entry Redis lost.
-                let requested = matches!(self.state, State::Enqueuing { announce: true, .. });
-                let outcome = mm.enqueue(owner, claim.player, &claim.mode, requested);
-                Event::Enqueued(outcome.await)
+                // The client asked for it, or the session repairs an entry Redis lost; the
+                // port reports the act before every attempt (an attempt is when it lands).
+                let requested = self
+                    .cell
+                    .read(|m| matches!(m.state, State::Enqueuing { announce: true, .. }))
+                    .unwrap_or(false);
+                Event::Enqueued(
+                    port.enqueue(owner, claim.player, &claim.mode, requested)
+                        .await,
+                )
             }
             Effect::Leave { claim, loading } => {
-                Event::Left(mm.leave(owner, claim.player, &claim.mode, loading).await)
+                Event::Left(port.leave(owner, claim.player, &claim.mode, loading).await)
             }
             Effect::Complete { claim, loading } => {
-                let outcome = mm
+                let outcome = port
                     .loading_complete(owner, claim.player, &claim.mode, loading)
                     .await;
-                if let Ok(
-                    CompleteReply::Waiting
-                    | CompleteReply::AllReady { .. }
-                    | CompleteReply::AlreadyReady,
-                ) = &outcome
-                {
+                if outcome.as_ref().is_ok_and(|outcome| outcome.is_ready()) {
                     self.acted(claim.player, Act::LoadingCompleted { loading });
                 }
                 Event::Completed(outcome)
             }
-            Effect::Resync { player } => Event::Synced(mm.read_entry(player).await),
+            Effect::Resync { player } => Event::Synced(port.read_entry(player).await),
             Effect::AcquireLease { player } => {
-                Event::LeaseAcquired(mm.acquire_player_lease(owner, player).await)
+                Event::LeaseAcquired(port.acquire_lease(owner, player).await)
             }
         }
     }
@@ -325,7 +429,7 @@ where
     fn on_data(&mut self, message: Message) -> Input {
         if !self.bucket.try_take() {
             self.rate_limited_in_a_row = self.rate_limited_in_a_row.saturating_add(1);
-            if self.rate_limited_in_a_row > MAX_RATE_LIMITED_IN_A_ROW {
+            if self.rate_limited_in_a_row > limits::MAX_RATE_LIMITED_IN_A_ROW {
                 return Input::End(Ending::Flooding);
             }
             return Input::Event(Event::BadFrame(ErrorCode::RateLimited));
@@ -346,7 +450,7 @@ where
     /// A notice is for this session only if it is about the connection's player (every
     /// claim of a session is for that player).
     fn on_notice(&self, notice: SessionNotice) -> Input {
-        if self.ctx.player == Some(notice.player) {
+        if self.player() == Some(notice.player) {
             Input::Event(Event::Notice(notice.event))
         } else {
             Input::Nothing
@@ -355,7 +459,7 @@ where
 
     /// Pings the client, or ends a connection silent past the idle timeout.
     async fn on_heartbeat(&mut self) -> Input {
-        let idle_ms = self.matchmaker.settings.timing.idle_timeout_ms;
+        let idle_ms = self.port.settings().timing.idle_timeout_ms;
         if self.last_heard.elapsed() >= Duration::from_millis(idle_ms) {
             return Input::End(Ending::Idle);
         }
@@ -371,9 +475,9 @@ where
 
     /// Sends one frame; `Err` when the connection is gone.
     async fn send(&mut self, message: &ServerMessage) -> Result<(), ()> {
-        match (message, self.ctx.player) {
+        match (message, self.player()) {
             (ServerMessage::Error { code, .. }, _) => {
-                self.matchmaker.metrics.incr(Family::Errors, code.as_str());
+                self.port.metrics().incr(Family::Errors, code.as_str());
             }
             (ServerMessage::Enqueued {}, Some(player)) => self.acted(player, Act::ToldEnqueued),
             (ServerMessage::StartLoading { loading_session_id }, Some(player)) => {
@@ -402,24 +506,22 @@ where
         } else {
             Event::Closed
         };
-        let step = machine::step(self.state.clone(), event, &mut self.ctx);
-        self.state = step.state;
-        self.matchmaker.router.set_claim(self.owner, None);
-        self.matchmaker.router.set_lease(self.owner, None);
+        // The state is `Disconnecting` from here on: the lease is no longer renewed.
+        let step = self.step(event).map(|stepped| stepped.step);
+        let (replies, effect) = step.map(|s| (s.replies, s.effect)).unwrap_or_default();
         if ending != Ending::Gone {
-            for reply in &step.replies {
+            for reply in &replies {
                 if self.send(reply).await.is_err() {
                     break;
                 }
             }
         }
-        self.cleanup(step.effect).await;
+        self.cleanup(effect).await;
         // After the cleanup, so a reconnect that takes the lease finds the entries gone;
         // before the close frame, so a client that reconnects on it finds the lease free.
-        if let Some(player) = self.ctx.lease_to_release() {
-            self.matchmaker
-                .release_player_lease(self.owner, player)
-                .await;
+        let lease = self.cell.read(|m| m.ctx.lease_to_release()).flatten();
+        if let Some(player) = lease {
+            self.port.release_lease(self.owner, player).await;
         }
         if let Some(frame) = ending.close_frame() {
             let close = self.sink.send(Message::Close(Some(frame)));

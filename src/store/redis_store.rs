@@ -12,7 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError, Value};
 
 use super::{PubSubMessage, Reply, StoreError, Subscription};
-use crate::scripts::{SCRIPTS, Script};
+use crate::scripts::{self, Script};
 use crate::store::Store;
 
 /// How long a new connection attempt may take before it counts as failed.
@@ -41,8 +41,7 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|error| classify(&error, command_timeout_ms))?;
-        let scripts = SCRIPTS
-            .all()
+        let scripts = scripts::all()
             .iter()
             .map(|script| (script.sha1.clone(), redis::Script::new(&script.source)))
             .collect();

@@ -221,20 +221,24 @@ impl Inspector {
 
     /// The value of `player`'s lease (the owner token of the session holding it), if any.
     pub async fn lease(&self, player: Uuid) -> Option<String> {
-        self.query(redis::cmd("GET").arg(self.keys.session(player)))
+        self.query(redis::cmd("GET").arg(self.keys.player_lease(player)))
             .await
     }
 
     /// The remaining time to live of `player`'s lease in milliseconds (-2: no lease).
     pub async fn lease_pttl_ms(&self, player: Uuid) -> i64 {
-        self.query(redis::cmd("PTTL").arg(self.keys.session(player)))
+        self.query(redis::cmd("PTTL").arg(self.keys.player_lease(player)))
             .await
     }
 
     /// Sets `player`'s lease to `value`, as another session would hold it.
     pub async fn set_lease(&self, player: Uuid, value: &str) {
         let () = self
-            .query(redis::cmd("SET").arg(self.keys.session(player)).arg(value))
+            .query(
+                redis::cmd("SET")
+                    .arg(self.keys.player_lease(player))
+                    .arg(value),
+            )
             .await;
     }
 
@@ -244,7 +248,7 @@ impl Inspector {
         let _: i64 = self
             .query(
                 redis::cmd("HSET")
-                    .arg(self.keys.session(player))
+                    .arg(self.keys.player_lease(player))
                     .arg("broken")
                     .arg("1"),
             )
@@ -253,14 +257,14 @@ impl Inspector {
 
     /// The Redis type of `player`'s lease key (`string`, `hash`, or `none`).
     pub async fn lease_key_type(&self, player: Uuid) -> String {
-        self.query(redis::cmd("TYPE").arg(self.keys.session(player)))
+        self.query(redis::cmd("TYPE").arg(self.keys.player_lease(player)))
             .await
     }
 
     /// Deletes `player`'s lease, as if it had run out.
     pub async fn delete_lease(&self, player: Uuid) {
         let _: i64 = self
-            .query(redis::cmd("DEL").arg(self.keys.session(player)))
+            .query(redis::cmd("DEL").arg(self.keys.player_lease(player)))
             .await;
     }
 

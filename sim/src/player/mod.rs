@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use match_server::limits;
 use match_server::protocol::{ErrorCode, ServerMessage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +37,10 @@ pub const SERVER_PORT: u16 = 8080;
 /// Frames a flooding player sends in one write: more than the burst allowance and the
 /// consecutive rate-limited frames after which the server closes the connection.
 const FLOOD_FRAMES: usize = 45;
+const _: () = assert!(
+    FLOOD_FRAMES > (limits::DEFAULT_MESSAGE_BURST + limits::MAX_RATE_LIMITED_IN_A_ROW) as usize,
+    "a flood must outlast the burst and the rate-limited frames the server tolerates"
+);
 
 /// A client that hears nothing (not even a ping) for this long treats the connection as dead,
 /// as real clients do; the simulated servers ping every 2 s.

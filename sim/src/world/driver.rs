@@ -123,8 +123,7 @@ impl<'a> Driver<'a> {
         } else {
             FactLog::default()
         };
-        let servers =
-            build::start_servers(
+        let servers = build::start_servers(
             &mut sim, scenario, &settings, &fake, &allocator, &facts, log,
         );
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use match_server::scripts::SCRIPTS;
+use match_server::scripts;
 use match_sim::conformance::escape;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -238,7 +238,7 @@ pub enum Arg {
     KeyGlob(&'static str),
     /// A channel; the run's namespace goes in front.
     Channel(&'static str),
-    /// The source of service script number n (`SCRIPTS.all()`).
+    /// The source of service script number n (`scripts::all()`).
     Script(usize),
     /// Literal bytes.
     Lit(Vec<u8>),
@@ -268,7 +268,7 @@ impl fmt::Display for Arg {
 
 /// The name of service script number `index`.
 pub fn script_name(index: usize) -> &'static str {
-    SCRIPTS.all().get(index).map_or("?", |script| script.name)
+    scripts::all().get(index).map_or("?", |script| script.name)
 }
 
 /// How the outcomes of an operation are compared.
@@ -915,6 +915,8 @@ enum Role {
     IndexKey,
     /// The match lock.
     LockKey,
+    /// The story's player's lease.
+    LeaseKey,
     /// The story's player.
     Pid,
     /// The story's owner token.
@@ -967,6 +969,7 @@ impl Story {
             Role::LoadingKey => format!("loading:{loading}"),
             Role::IndexKey => "loading_index:m1".to_owned(),
             Role::LockKey => "lock:m1".to_owned(),
+            Role::LeaseKey => format!("session:{}", pick(PIDS, self.pid)),
             Role::Pid => pick(PIDS, self.pid).to_owned(),
             Role::Owner => match self.owner {
                 None => pick(OWNER_OF, self.pid).to_owned(),
@@ -1004,7 +1007,7 @@ fn story(noise: f64) -> impl Strategy<Value = Story> {
 
 /// What a script takes: the role of each key and argument, in order.
 struct ScriptSpec {
-    /// The script's name in `SCRIPTS`.
+    /// The script's name in `scripts::all()`.
     name: &'static str,
     /// Roles of KEYS[1..].
     keys: &'static [Role],
@@ -1120,6 +1123,12 @@ const SPECS: &[ScriptSpec] = &[
         args: &[Role::Token],
         check: Check::Script,
     },
+    ScriptSpec {
+        name: "release_player_lease",
+        keys: &[Role::LeaseKey],
+        args: &[Role::Owner],
+        check: Check::Script,
+    },
 ];
 
 /// How an EVAL's arity is bent, if at all.
@@ -1147,14 +1156,14 @@ fn eval() -> BoxedStrategy<Op> {
         1 => Just(Arity::ExtraArg),
         1 => select(&["-1", "99", "x", ""][..]).prop_map(Arity::BadNumkeys),
     ];
-    eval_with([3, 1, 3, 3, 2, 2, 1, 1, 1, 1], arity.boxed(), 0.3)
+    eval_with([3, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1], arity.boxed(), 0.3)
 }
 
 /// An EVAL as the service makes it: right arity, no noise, mostly the scripts of a match's
 /// life after the queue (try_match, loading_complete, finish_match, cancel_loading).
 fn flow_eval() -> BoxedStrategy<Op> {
     eval_with(
-        [2, 1, 3, 6, 3, 1, 1, 1, 1, 1],
+        [2, 1, 3, 6, 3, 1, 1, 1, 1, 1, 1],
         Just(Arity::Right).boxed(),
         0.0,
     )
@@ -1162,7 +1171,7 @@ fn flow_eval() -> BoxedStrategy<Op> {
 
 /// An EVAL of a service script chosen by `weights` (in [`SPECS`] order), with `arity`
 /// and a story that is noisy with probability `noise`.
-fn eval_with(weights: [u32; 10], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
+fn eval_with(weights: [u32; 11], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
     let choices: Vec<(u32, BoxedStrategy<usize>)> = weights
         .iter()
         .enumerate()
@@ -1303,8 +1312,7 @@ fn eval_op(spec: &ScriptSpec, mut keys: Vec<Arg>, mut args: Vec<Arg>, arity: Ari
         Arity::ExtraArg => args.push(word("extra")),
         Arity::BadNumkeys(text) => numkeys = Some(word(text)),
     }
-    let index = SCRIPTS
-        .all()
+    let index = scripts::all()
         .iter()
         .position(|script| script.name == spec.name)
         .expect("every spec names a service script");
@@ -1321,11 +1329,11 @@ fn eval_op(spec: &ScriptSpec, mut keys: Vec<Arg>, mut args: Vec<Arg>, arity: Ari
 fn every_service_script_is_generated() {
     assert_eq!(
         SPECS.len(),
-        10,
+        11,
         "update the spec weights in eval() and flow_eval()"
     );
     assert_eq!(SPECS.first().map(|spec| spec.name), Some("enqueue"));
-    for script in SCRIPTS.all() {
+    for script in scripts::all() {
         assert!(
             SPECS.iter().any(|spec| spec.name == script.name),
             "no spec for {}",

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use match_server::scripts::SCRIPTS;
+use match_server::scripts;
 use match_server::store::Reply;
 use match_sim::conformance::{
     Mismatch, Outcome, Shape, Snapshot, compare, error_wording_difference, fake_outcome, reply_tag,
@@ -153,8 +153,7 @@ impl CaseRun<'_> {
                 Arg::Channel(channel) => {
                     format!("{}{channel}", self.namespaces.channels).into_bytes()
                 }
-                Arg::Script(index) => SCRIPTS
-                    .all()
+                Arg::Script(index) => scripts::all()
                     .get(*index)
                     .map(|script| script.source.clone().into_bytes())
                     .unwrap_or_default(),

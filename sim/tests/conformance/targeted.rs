@@ -6,7 +6,7 @@
 //!
 //! Left out: `EVAL "error({})" 0`, which crashes redis-server 7.0.15.
 
-use match_server::scripts::SCRIPTS;
+use match_server::scripts;
 use match_server::store::Reply;
 use match_sim::conformance::{
     Outcome, Shape, Snapshot, compare, error_wording_difference, fake_outcome, render,
@@ -478,8 +478,7 @@ fn lit(text: &str) -> Arg {
 /// `EVAL <script> numkeys keys... args...` of the service script `name`, as the generated
 /// sequences write it (keys are pool keys, namespaced when run).
 fn service_eval(name: &str, keys: &[&'static str], args: &[&str]) -> Op {
-    let index = SCRIPTS
-        .all()
+    let index = scripts::all()
         .iter()
         .position(|script| script.name == name)
         .unwrap();

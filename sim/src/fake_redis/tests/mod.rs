@@ -14,6 +14,7 @@ mod pubsub;
 mod sandbox;
 mod scripts;
 mod store_seam;
+mod typed_calls;
 
 use match_server::store::{Reply, StoreError};
 

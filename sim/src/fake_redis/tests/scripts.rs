@@ -1,4 +1,4 @@
-//! The service's own scripts (`match_server::scripts::SCRIPTS`) run through `Store::eval`
+//! The service's own scripts (`match_server::scripts::all()`) run through `Store::eval`
 //! on small scenarios, checking their replies and the data they leave behind.
 //!
 //! `try_match` is called with a lock key and token as well (KEYS[5], ARGV[7]): newer
@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use match_server::scripts::{SCRIPTS, Script};
+use match_server::scripts::{self, Script};
 use match_server::store::{Reply, Store};
 
 use super::*;
@@ -72,7 +72,7 @@ fn members(redis: &FakeRedis, key: &str) -> BTreeSet<String> {
 /// Enqueues `player` for `owner` in the duel queue.
 async fn enqueue(redis: &FakeRedis, player: &str, owner: &str) -> Reply {
     let args = [player, owner, "duel", NOW_MS, LEASE_MS, "100"];
-    eval(redis, &SCRIPTS.enqueue, &[QUEUE, PLAYERS], &args).await
+    eval(redis, &scripts::enqueue::SCRIPT, &[QUEUE, PLAYERS], &args).await
 }
 
 /// Runs try_match for a group of two, holding the lock.
@@ -80,13 +80,19 @@ async fn try_match(redis: &FakeRedis) -> Reply {
     ok(redis, &["SET", LOCK, "token"]);
     let keys = [QUEUE, PLAYERS, LOADING, INDEX, LOCK];
     let args = ["duel", "2", "L1", NOW_MS, "9000", "10", "token"];
-    eval(redis, &SCRIPTS.try_match, &keys, &args).await
+    eval(redis, &scripts::try_match::SCRIPT, &keys, &args).await
 }
 
 /// Marks `player` ready in the loading session.
 async fn loading_complete(redis: &FakeRedis, player: &str, owner: &str) -> Reply {
     let args = [player, owner, "L1", "20000"];
-    eval(redis, &SCRIPTS.loading_complete, &[LOADING, PLAYERS], &args).await
+    eval(
+        redis,
+        &scripts::loading_complete::SCRIPT,
+        &[LOADING, PLAYERS],
+        &args,
+    )
+    .await
 }
 
 /// Enqueues p1 and p2 and matches them into loading session L1.
@@ -183,7 +189,7 @@ async fn loading_complete_then_finish_match() {
     let args = ["L1", "S1", "10.0.0.1:7777", "30000"];
     let Reply::Array(finished) = eval(
         &redis,
-        &SCRIPTS.finish_match,
+        &scripts::finish_match::SCRIPT,
         &[LOADING, PLAYERS, INDEX],
         &args,
     )
@@ -200,7 +206,7 @@ async fn loading_complete_then_finish_match() {
     );
     let again = eval(
         &redis,
-        &SCRIPTS.finish_match,
+        &scripts::finish_match::SCRIPT,
         &[LOADING, PLAYERS, INDEX],
         &args,
     )
@@ -216,7 +222,7 @@ async fn cancel_loading_requeues_the_rest() {
     matched_pair(&redis).await;
     let keys = [LOADING, PLAYERS, INDEX, QUEUE];
     let args = ["L1", "p1", "o1", NOW_MS, "0", "0", "loading_cancelled"];
-    let reply = eval(&redis, &SCRIPTS.cancel_loading, &keys, &args).await;
+    let reply = eval(&redis, &scripts::cancel_loading::SCRIPT, &keys, &args).await;
     assert_eq!(
         reply,
         Reply::Array(vec![
@@ -234,7 +240,7 @@ async fn cancel_loading_requeues_the_rest() {
     );
     assert_eq!(members(&redis, QUEUE), ["p2".to_owned()].into());
     assert_eq!(ok(&redis, &["EXISTS", LOADING, INDEX]), Reply::Int(0));
-    let again = eval(&redis, &SCRIPTS.cancel_loading, &keys, &args).await;
+    let again = eval(&redis, &scripts::cancel_loading::SCRIPT, &keys, &args).await;
     assert_eq!(again, bulks(&["gone"]));
 }
 
@@ -247,14 +253,20 @@ async fn leave_queue_removes_the_entry() {
     assert_eq!(
         eval(
             &redis,
-            &SCRIPTS.leave_queue,
+            &scripts::leave_queue::SCRIPT,
             &keys,
             &["p1", "other", "duel"]
         )
         .await,
         bulks(&["none"])
     );
-    let reply = eval(&redis, &SCRIPTS.leave_queue, &keys, &["p1", "o1", "duel"]).await;
+    let reply = eval(
+        &redis,
+        &scripts::leave_queue::SCRIPT,
+        &keys,
+        &["p1", "o1", "duel"],
+    )
+    .await;
     assert_eq!(reply, bulks(&["left", "queued"]));
     assert_eq!(ok(&redis, &["EXISTS", QUEUE, PLAYERS]), Reply::Int(0));
 }
@@ -266,7 +278,7 @@ async fn renew_leases_reports_lost_players() {
     enqueue(&redis, "p1", "o1").await;
     enqueue(&redis, "p2", "o2").await;
     let args = ["9999", "p1", "o1", "p2", "wrong", "p3", "o3"];
-    let reply = eval(&redis, &SCRIPTS.renew_leases, &[PLAYERS], &args).await;
+    let reply = eval(&redis, &scripts::renew_leases::SCRIPT, &[PLAYERS], &args).await;
     assert_eq!(
         reply,
         Reply::Array(vec![bulk("renewed"), Reply::Int(1), bulk("p2"), bulk("p3")])
@@ -308,8 +320,13 @@ async fn sweep_players_removes_expired_entries() {
     let mut removed = 0;
     for _ in 0..1000 {
         let args = [NOW_MS, cursor.as_str(), "3", "duel"];
-        let Reply::Array(reply) =
-            eval(&redis, &SCRIPTS.sweep_players, &[PLAYERS, QUEUE], &args).await
+        let Reply::Array(reply) = eval(
+            &redis,
+            &scripts::sweep_players::SCRIPT,
+            &[PLAYERS, QUEUE],
+            &args,
+        )
+        .await
         else {
             panic!("not an array")
         };
@@ -342,16 +359,16 @@ async fn release_lock_compares_the_token() {
     let (redis, _clock) = fake();
     ok(&redis, &["SET", LOCK, "mine", "PX", "1000"]);
     assert_eq!(
-        eval(&redis, &SCRIPTS.release_lock, &[LOCK], &["theirs"]).await,
+        eval(&redis, &scripts::release_lock::SCRIPT, &[LOCK], &["theirs"]).await,
         Reply::Int(0)
     );
     assert_eq!(
-        eval(&redis, &SCRIPTS.release_lock, &[LOCK], &["mine"]).await,
+        eval(&redis, &scripts::release_lock::SCRIPT, &[LOCK], &["mine"]).await,
         Reply::Int(1)
     );
     assert_eq!(ok(&redis, &["EXISTS", LOCK]), Reply::Int(0));
     assert_eq!(
-        eval(&redis, &SCRIPTS.release_lock, &[LOCK], &["mine"]).await,
+        eval(&redis, &scripts::release_lock::SCRIPT, &[LOCK], &["mine"]).await,
         Reply::Int(0)
     );
 }
@@ -360,7 +377,7 @@ async fn release_lock_compares_the_token() {
 #[test]
 fn every_script_compiles() {
     let (redis, _clock) = fake();
-    for script in SCRIPTS.all() {
+    for script in scripts::all() {
         let reply = redis.cmd(&["SCRIPT", "LOAD", &script.source]).unwrap();
         assert_eq!(reply, bulk(&script.sha1), "{}", script.name);
     }

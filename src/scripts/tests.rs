@@ -1,4 +1,5 @@
-//! Unit tests of the reply parsers (short, empty, long and garbled replies).
+//! Unit tests of every script module's reply parser (short, empty, long and garbled
+//! replies), in one table so each shape is exercised in every way.
 //!
 //! The good shapes are built exactly as the scripts in `lua/` build them. Every bad shape is
 //! derived from a good one - cut, extended, garbled slot by slot - so a new script shape only
@@ -9,7 +10,15 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use super::*;
+use super::cancel_loading::{self, CancelReply};
+use super::enqueue::{self, EnqueueReply};
+use super::finish_match::{self, FinishReply};
+use super::leave_queue::{self, LeaveReply};
+use super::loading_complete::{self, CompleteReply};
+use super::renew_leases::{self, RenewReply};
+use super::sweep_players::{self, SweepReply};
+use super::try_match::{self, TryMatchReply};
+use super::{Member, ReplyError, release_lock, release_player_lease};
 use crate::store::Reply;
 
 const P1: &str = "11111111-1111-4111-8111-111111111111";
@@ -106,15 +115,15 @@ impl Parser {
 
     fn parse(self, reply: &Reply, need: usize) -> Result<Outcome, ReplyError> {
         match self {
-            Self::Enqueue => parse_enqueue(reply).map(Outcome::Enqueue),
-            Self::Leave => parse_leave(reply).map(Outcome::Leave),
-            Self::TryMatch => parse_try_match(reply, need).map(Outcome::TryMatch),
-            Self::Complete => parse_complete(reply, need).map(Outcome::Complete),
-            Self::Finish => parse_finish(reply, need).map(Outcome::Finish),
-            Self::Cancel => parse_cancel(reply, need).map(Outcome::Cancel),
-            Self::Renew => parse_renew(reply).map(Outcome::Renew),
-            Self::Sweep => parse_sweep(reply).map(Outcome::Sweep),
-            Self::Release => parse_release(reply).map(Outcome::Release),
+            Self::Enqueue => enqueue::parse(reply).map(Outcome::Enqueue),
+            Self::Leave => leave_queue::parse(reply).map(Outcome::Leave),
+            Self::TryMatch => try_match::parse(reply, need).map(Outcome::TryMatch),
+            Self::Complete => loading_complete::parse(reply, need).map(Outcome::Complete),
+            Self::Finish => finish_match::parse(reply, need).map(Outcome::Finish),
+            Self::Cancel => cancel_loading::parse(reply, need).map(Outcome::Cancel),
+            Self::Renew => renew_leases::parse(reply).map(Outcome::Renew),
+            Self::Sweep => sweep_players::parse(reply).map(Outcome::Sweep),
+            Self::Release => release_lock::parse(reply).map(Outcome::Release),
         }
     }
 }
@@ -363,11 +372,7 @@ fn good_replies() -> Vec<Good> {
                 (Slot::Text, b(MODE)),
                 (Slot::OptId, b("")),
             ],
-            Outcome::Enqueue(EnqueueReply::Already {
-                state: "queued".into(),
-                mode: MODE.into(),
-                loading: None,
-            }),
+            Outcome::Enqueue(EnqueueReply::AlreadyQueued { mode: MODE.into() }),
             None,
         ),
         row(
@@ -380,8 +385,7 @@ fn good_replies() -> Vec<Good> {
                 (Slot::Text, b(MODE)),
                 (Slot::OptId, b(LOADING)),
             ],
-            Outcome::Enqueue(EnqueueReply::Already {
-                state: "loading".into(),
+            Outcome::Enqueue(EnqueueReply::AlreadyLoading {
                 mode: MODE.into(),
                 loading: Some(id(LOADING)),
             }),
@@ -931,11 +935,16 @@ fn unknown_tags_are_refused() {
     }
 }
 
-/// Goal: `release_lock.lua` answers 1 or 0; anything else is refused.
+/// Goal: `release_lock.lua` and `release_player_lease.lua` answer 1 or 0; anything else is
+/// refused, naming the script.
 #[test]
-fn release_lock_reply_is_zero_or_one() {
-    assert_eq!(parse_release(&Reply::Int(1)), Ok(true));
-    assert_eq!(parse_release(&Reply::Int(0)), Ok(false));
+fn release_replies_are_zero_or_one() {
+    assert_eq!(release_lock::parse(&Reply::Int(1)), Ok(true));
+    assert_eq!(release_lock::parse(&Reply::Int(0)), Ok(false));
+    assert_eq!(release_player_lease::parse(&Reply::Int(1)), Ok(true));
+    assert_eq!(release_player_lease::parse(&Reply::Int(0)), Ok(false));
+    let refused = release_player_lease::parse(&Reply::Int(2));
+    assert!(refused.is_err_and(|error| error.script == "release_player_lease"));
     for reply in [
         Reply::Int(2),
         Reply::Int(-1),
@@ -1108,7 +1117,7 @@ fn counts_accept_integers_and_decimal_text_only() {
     let good = [(b("0"), 0), (b("42"), 42), (Reply::Int(42), 42)];
     for (cursor, want) in good {
         assert_eq!(
-            parse_sweep(&sweep(cursor)),
+            sweep_players::parse(&sweep(cursor)),
             Ok(SweepReply {
                 cursor: want,
                 removed: 1
@@ -1117,7 +1126,7 @@ fn counts_accept_integers_and_decimal_text_only() {
     }
     let max = Reply::Array(vec![b("swept"), b(&u64::MAX.to_string()), Reply::Int(0)]);
     assert_eq!(
-        parse_sweep(&max),
+        sweep_players::parse(&max),
         Ok(SweepReply {
             cursor: u64::MAX,
             removed: 0

@@ -7,15 +7,41 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::lock::LockGuard;
-use super::replies::{Member, TryMatchReply, parse_try_match};
-use super::{EffectError, Matchmaker};
+use super::lock::{self, LockGuard};
+use super::{EffectError, Shared};
 use crate::config::GameMode;
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::NoticeEvent;
 use crate::probe::Fact;
-use crate::scripts::SCRIPTS;
+use crate::scripts::Member;
+use crate::scripts::try_match::{TryMatch, TryMatchReply};
+
+/// Capacity of the trigger queue; a full queue just means a round is already due.
+const TRIGGER_CAPACITY: usize = 64;
+
+/// Asks the match loop for an immediate round on a mode; cheap to clone.
+#[derive(Clone)]
+pub struct MatchTrigger {
+    /// Modes whose queue just reached a full group.
+    sender: mpsc::Sender<String>,
+}
+
+impl MatchTrigger {
+    /// Asks for an immediate attempt on `mode`.
+    pub fn request(&self, mode: &str) {
+        // A full queue means attempts are already pending; the periodic tick is the net.
+        let _ = self.sender.try_send(mode.to_owned());
+    }
+}
+
+/// The match loop of one instance: owns its trigger queue.
+pub struct MatchLoop {
+    /// Settings, seams, scripts.
+    shared: Arc<Shared>,
+    /// Modes to attempt at once.
+    triggers: mpsc::Receiver<String>,
+}
 
 /// Whether a round should go on after one attempt.
 enum Attempt {
@@ -25,25 +51,27 @@ enum Attempt {
     Stop,
 }
 
-impl Matchmaker {
-    /// Runs match rounds on triggers and every `match_interval_ms` until shutdown.
-    pub async fn run_match_loop(
-        self: Arc<Self>,
-        mut triggers: mpsc::Receiver<String>,
-        shutdown: CancellationToken,
-    ) {
-        let mut ticker = crate::clock::periodic(self.settings.timing.match_interval_ms);
+impl MatchLoop {
+    /// A match loop and the trigger that wakes it.
+    pub(super) fn new(shared: Arc<Shared>) -> (Self, MatchTrigger) {
+        let (sender, triggers) = mpsc::channel(TRIGGER_CAPACITY);
+        (Self { shared, triggers }, MatchTrigger { sender })
+    }
+
+    /// Runs match rounds on triggers and every `match_interval_ms` until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut ticker = crate::clock::periodic(self.shared.settings.timing.match_interval_ms);
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return,
-                Some(mode) = triggers.recv() => {
-                    if let Some(mode) = self.settings.mode(&mode).cloned() {
+                () = stop.cancelled() => return,
+                Some(mode) = self.triggers.recv() => {
+                    if let Some(mode) = self.shared.settings.mode(&mode).cloned() {
                         self.round(&mode).await;
                     }
                 }
                 _ = ticker.tick() => {
-                    for mode in self.settings.modes.clone() {
+                    for mode in self.shared.settings.modes.clone() {
                         self.round(&mode).await;
                     }
                 }
@@ -53,11 +81,11 @@ impl Matchmaker {
 
     /// Forms as many groups of `mode` as the queue allows, under the mode's lock.
     /// A cheap `SCARD` first: most rounds find too few players, and those need no lock.
-    pub async fn round(&self, mode: &GameMode) {
+    async fn round(&self, mode: &GameMode) {
         if !self.enough_queued(mode).await {
             return;
         }
-        let Some(lock) = self.acquire_lock(&mode.name).await else {
+        let Some(lock) = lock::acquire(&self.shared, &mode.name).await else {
             return;
         };
         for _ in 0..limits::MAX_MATCHES_PER_ROUND {
@@ -69,21 +97,27 @@ impl Matchmaker {
                 Attempt::Stop => break,
             }
         }
-        self.release_lock(lock).await;
+        lock::release(&self.shared, lock).await;
     }
 
     /// Whether the queue of `mode` may hold a full group (it may include dead entries,
     /// which `try_match` sorts out). Updates the queue gauge on the way. A Redis error
     /// answers yes, so the round tries anyway.
     async fn enough_queued(&self, mode: &GameMode) -> bool {
-        match self.deps.store.scard(&self.keys.queue(&mode.name)).await {
+        let shared = &self.shared;
+        match shared
+            .deps
+            .store
+            .scard(&shared.keys.queue(&mode.name))
+            .await
+        {
             Ok(queued) => {
                 let gauge = i64::try_from(queued).unwrap_or(i64::MAX);
-                self.metrics.set(Family::PlayersQueued, &mode.name, gauge);
+                shared.metrics.set(Family::PlayersQueued, &mode.name, gauge);
                 queued >= u64::from(mode.players)
             }
             Err(error) => {
-                self.metrics.incr(Family::StoreErrors, "scard");
+                shared.metrics.incr(Family::StoreErrors, "scard");
                 tracing::warn!(%error, mode = %mode.name, "queue length unknown; trying a round anyway");
                 true
             }
@@ -93,54 +127,29 @@ impl Matchmaker {
     /// One `try_match.lua` call. Failures are logged and end the round (the lock is then
     /// released by [`Self::round`]); an unknown outcome is recovered from Redis.
     async fn try_match_once(&self, mode: &GameMode, lock: &LockGuard) -> Attempt {
-        let Ok(now_ms) = self.now_ms("try_match") else {
+        let shared = &self.shared;
+        let Ok(now_ms) = shared.now_ms("try_match") else {
             return Attempt::Stop;
         };
-        let Some(need) = self.players_per_match(&mode.name) else {
+        let Some(players_per_match) = shared.players_per_match(&mode.name) else {
             return Attempt::Stop;
         };
-        let loading = self.new_id();
-        let deadline_ms = now_ms.saturating_add(self.settings.timing.loading_timeout_ms);
-        let keys = [
-            self.keys.queue(&mode.name),
-            self.keys.players(),
-            self.keys.loading(loading),
-            self.keys.loading_index(&mode.name),
-            lock.key.clone(),
-        ];
-        let max_pops = mode.players.saturating_mul(limits::MAX_POPS_PER_PLAYER);
-        let args = [
-            mode.name.clone(),
-            mode.players.to_string(),
-            loading.to_string(),
-            now_ms.to_string(),
-            deadline_ms.to_string(),
-            max_pops.to_string(),
-            lock.token.to_string(),
-        ];
-        let reply = match self.eval(&SCRIPTS.try_match, &keys, &args).await {
-            Ok(reply) => reply,
-            Err(_) => {
-                self.recover_loading(&mode.name, loading).await;
-                return Attempt::Stop;
-            }
+        let loading = shared.new_id();
+        let call = TryMatch {
+            mode,
+            loading,
+            now_ms,
+            deadline_ms: now_ms.saturating_add(shared.settings.timing.loading_timeout_ms),
+            lock_token: lock.token,
+            players_per_match,
         };
-        match parse_try_match(&reply, need) {
+        match shared.scripts.call(&call).await {
             Ok(TryMatchReply::Matched {
                 loading,
                 dropped,
                 members,
             }) => {
-                self.metrics.incr(Family::MatchesStarted, &mode.name);
-                tracing::info!(%loading, mode = %mode.name, dropped, players = ?members, "loading session created");
-                self.record(Fact::LoadingCreated {
-                    loading,
-                    mode: mode.name.clone(),
-                    players: members.iter().map(|member| member.player).collect(),
-                });
-                self.publisher
-                    .publish(&mode.name, members, NoticeEvent::StartLoading { loading })
-                    .await;
+                self.created(mode, loading, dropped, members).await;
                 Attempt::Matched
             }
             Ok(TryMatchReply::LockLost) => {
@@ -149,18 +158,44 @@ impl Matchmaker {
             }
             Ok(TryMatchReply::Waiting { queue_len, dropped }) => {
                 let queued = i64::try_from(queue_len).unwrap_or(i64::MAX);
-                self.metrics.set(Family::PlayersQueued, &mode.name, queued);
+                shared
+                    .metrics
+                    .set(Family::PlayersQueued, &mode.name, queued);
                 if dropped > 0 {
                     tracing::info!(mode = %mode.name, dropped, "dead queue entries dropped");
                 }
                 Attempt::Stop
             }
-            Err(error) => {
-                self.bad_reply(&error);
+            Err(_) => {
                 self.recover_loading(&mode.name, loading).await;
                 Attempt::Stop
             }
         }
+    }
+
+    /// A loading session was created: counts it, reports it and tells its players.
+    async fn created(&self, mode: &GameMode, loading: Uuid, dropped: u64, members: Vec<Member>) {
+        let shared = &self.shared;
+        crate::check!(
+            shared.checks,
+            "group_size_matches_mode",
+            members.len() == usize::try_from(mode.players).unwrap_or(usize::MAX),
+            "{loading} created with {} players for {} ({} per match)",
+            members.len(),
+            mode.name,
+            mode.players
+        );
+        shared.metrics.incr(Family::MatchesStarted, &mode.name);
+        tracing::info!(%loading, mode = %mode.name, dropped, players = ?members, "loading session created");
+        shared.record(Fact::LoadingCreated {
+            loading,
+            mode: mode.name.clone(),
+            players: members.iter().map(|member| member.player).collect(),
+        });
+        shared
+            .publisher
+            .publish(&mode.name, members, NoticeEvent::StartLoading { loading })
+            .await;
     }
 
     /// After a `try_match` whose outcome is unknown: if the loading session exists, its
@@ -177,7 +212,7 @@ impl Matchmaker {
             return;
         }
         tracing::warn!(%loading, ?players, "recovering a loading session whose reply was lost");
-        self.record(Fact::LoadingCreated {
+        self.shared.record(Fact::LoadingCreated {
             loading,
             mode: mode.to_owned(),
             players: players.clone(),
@@ -186,17 +221,19 @@ impl Matchmaker {
             player,
             owner: Uuid::nil(),
         });
-        self.publisher
+        self.shared
+            .publisher
             .publish(mode, targets.collect(), NoticeEvent::Resync)
             .await;
     }
 
     /// The players of a loading session as Redis holds them (empty when it does not exist).
-    pub async fn loading_players(&self, loading: Uuid) -> Result<Vec<Uuid>, EffectError> {
+    async fn loading_players(&self, loading: Uuid) -> Result<Vec<Uuid>, EffectError> {
         let raw = self
+            .shared
             .deps
             .store
-            .hget(&self.keys.loading(loading), "players")
+            .hget(&self.shared.keys.loading(loading), "players")
             .await
             .map_err(|_| EffectError::Unavailable)?;
         let text = raw
