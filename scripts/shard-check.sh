@@ -4,64 +4,31 @@
 # same summary as one `fuzz` of the same seeds - same seeds run and failed, same failure
 # groups, same fault and behaviour counts - and hold the same records (wall time aside).
 #
-# The defect is applied to a scratch copy of the working tree at a fixed path, .scratch/
-# (outside target/, so cargo records its sources relative to the package root), and built
-# into the same target/ with the same command as scripts/test-all.sh, so only the units
-# the patch touches are rebuilt and no dependency is built twice. The scratch build
-# replaces those units and target/release/match-sim; the script puts the binary back and
-# touches the patched files in the working tree, so the next cargo build of the real tree
-# rebuilds what the scratch build replaced.
+# The defect is built by scripts/lib/scratch.sh (the mechanism scripts/defects.sh uses too):
+# a scratch copy at the fixed path .scratch/defect, built into the same target/, so only
+# the units the patch touches are rebuilt; the real match-sim binary is put back after.
 #   SHARD_CHECK_DEFECT  the patch (default defects/cancel-loading-forgets-queue.patch)
 #   SHARD_CHECK_SEEDS   seeds in the window (default 240)
 #   SHARD_CHECK_START   first seed (default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 defect=${SHARD_CHECK_DEFECT:-defects/cancel-loading-forgets-queue.patch}
 seeds=${SHARD_CHECK_SEEDS:-240}
 start=${SHARD_CHECK_START:-0}
-target="${CARGO_TARGET_DIR:-$root/target}"
-scratch="$root/.scratch/shard-check"
-out="$target/shard-check"
-mkdir -p "$scratch" "$out"
-
-# Copy the working tree's tracked files, keeping the mtime of every file whose content
-# is unchanged (cargo decides freshness by mtime).
-git ls-files -z | while IFS= read -r -d '' file; do
-  [[ -f "$file" ]] || continue
-  if ! cmp -s "$file" "$scratch/$file" 2>/dev/null; then
-    mkdir -p "$(dirname "$scratch/$file")"
-    cp -p "$file" "$scratch/$file"
-  fi
-done
-# Its own repository, so git apply patches it from its root (not the enclosing tree's).
-[[ -d "$scratch/.git" ]] || git -C "$scratch" init -q
-git -C "$scratch" apply "$root/$defect"
-mapfile -t patched < <(git apply --numstat "$defect" | cut -f3)
-
-binary="$target/release/match-sim"
-saved="$out/match-sim.main"
-[[ -f "$binary" ]] && cp -p "$binary" "$saved"
-restore() {
-  if [[ -f "$saved" ]]; then cp -p "$saved" "$binary"; fi
-  # The real tree's sources are older than the scratch build: make them newer so cargo
-  # rebuilds the units the scratch build overwrote.
-  touch "${patched[@]}"
-}
-trap restore EXIT
-echo "shard-check: building match-sim with $defect (scratch copy in $scratch)" >&2
-# The build of scripts/test-all.sh (its feature set), so its units are reused.
-if ! (cd "$scratch" && CARGO_TARGET_DIR="$target" CARGO_INCREMENTAL=0 \
-  cargo test --workspace --release --no-run) > "$out/build.log" 2>&1; then
-  cat "$out/build.log" >&2
+# shellcheck source=scripts/lib/scratch.sh
+source scripts/lib/scratch.sh
+out="$SCRATCH_TARGET/shard-check"
+mkdir -p "$out"
+scratch_begin shard-check
+echo "shard-check: building match-sim with $defect (scratch copy in .scratch/defect)" >&2
+if ! scratch_build shard-check "$defect"; then
+  cat "$SCRATCH_LOG" >&2
   echo "shard-check: the scratch build failed" >&2
   exit 1
 fi
-sim="$out/match-sim-defect"
-cp -p "$binary" "$sim"
-restore
-trap - EXIT
+sim="$SCRATCH_SIM"
+scratch_restore
 
 common=(--seeds "$seeds" --start "$start" --quiet --no-html --shrink-runs 8 --jobs 2 --commit shard-check)
 echo "shard-check: one run of seeds $start..$((start + seeds))" >&2
@@ -102,4 +69,4 @@ if one != shards:
     sys.exit(f"shard-check: FAILED: records differ for seeds {diff[:20]}")
 PY
 echo "shard-check: ok: $failed of $seeds seeds failed in $groups groups; 4 shards merged equal one run" >&2
-cat "$out/merged.txt" | sed -n '/^failures:/,$p' >&2
+sed -n '/^failures:/,$p' "$out/merged.txt" >&2

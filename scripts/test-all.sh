@@ -3,12 +3,14 @@
 # (real redis-server and WebSocket clients), the conformance suite, the named simulation
 # scenarios with their snapshots, a simulation campaign with a determinism check, the HTML
 # timelines drawn in headless Chromium, the sharded-campaign check (four shards merged
-# equal one run, on a planted defect), and the workflow and Kubernetes manifests linted.
+# equal one run, on a planted defect), the planted defects (every patch under defects/ still
+# applies; the CI subset is caught), and the workflow and Kubernetes manifests linted.
 # Installs and starts Redis itself when MATCH_TEST_REDIS_URL is not set.
 #   MATCH_SIM_CI_SEEDS        seeds of the campaign (default 2000)
 #   MATCH_SIM_CI_DETERMINISM  seeds run twice to compare trace hashes (default 200)
 #   CONFORMANCE_CASES         conformance cases per seed (default 1000); the suite runs from
 #                             its fixed seed and from one derived from the commit hash
+#   MATCH_SIM_DEFECT_SEEDS    seeds per planted defect of the CI subset (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,9 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "planted defects still apply (git apply --check defects/*.patch)"
+scripts/defects.sh --check
 
 step "lint the GitHub Actions workflow and the Kubernetes Job (schemas from PyPI tools)"
 scripts/lint-deploy.sh
@@ -86,5 +91,10 @@ MATCH_SIM="$match_sim" scripts/browser-check.sh
 # Last: it builds a defective copy into target/ (and puts the real binary back).
 step "four shards merged equal one run (planted defect, scratch copy reusing target/)"
 scripts/shard-check.sh
+
+# Also a scratch build per defect (same mechanism), so after the shard check.
+defect_seeds=${MATCH_SIM_DEFECT_SEEDS:-200}
+step "planted defects of defects/ci-subset caught within $defect_seeds seeds each"
+scripts/defects.sh --subset ci --seeds "$defect_seeds"
 
 step "all tests passed"
