@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use match_server::probe::{Fact, Probe};
 use uuid::Uuid;
 
-use crate::oracle::LockEvent;
 use crate::seams::sim_elapsed_ms;
 
 /// One fact as the oracle reads it.
@@ -84,9 +83,15 @@ impl FactLog {
 
     /// A copy of every record so far.
     pub fn records(&self) -> Vec<FactRecord> {
+        self.records_from(0)
+    }
+
+    /// A copy of the records from position `from` on (the driver hands the oracle each
+    /// record once).
+    pub fn records_from(&self, from: usize) -> Vec<FactRecord> {
         self.records
             .lock()
-            .map(|records| records.clone())
+            .map(|records| records.get(from..).unwrap_or_default().to_vec())
             .unwrap_or_default()
     }
 
@@ -122,63 +127,11 @@ impl Probe for SimProbe {
     }
 }
 
-/// The lock acquisitions and releases of a run, in order, for invariant 6.
-pub fn lock_events(records: &[FactRecord]) -> Vec<LockEvent> {
-    records
-        .iter()
-        .filter_map(|record| match &record.fact {
-            Fact::LockAcquired {
-                mode,
-                token,
-                valid_ms,
-            } => Some(LockEvent {
-                at_ms: record.at_ms,
-                mode: mode.clone(),
-                token: token.to_string(),
-                acquired_valid_ms: Some(*valid_ms),
-            }),
-            Fact::LockReleasing { mode, token } => Some(LockEvent {
-                at_ms: record.at_ms,
-                mode: mode.clone(),
-                token: token.to_string(),
-                acquired_valid_ms: None,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use match_server::probe::Act;
     use uuid::Uuid;
-
-    /// Goal: the lock check sees exactly the acquisitions and releases the service reported,
-    /// with their host, validity and token, in order.
-    #[test]
-    fn lock_facts_become_lock_events() {
-        let log = FactLog::default();
-        let probe = log.probe("server-1");
-        let token = Uuid::from_u128(7);
-        probe.record(Fact::LockAcquired {
-            mode: "m".into(),
-            token,
-            valid_ms: 1_800,
-        });
-        probe.record(Fact::LockReleasing {
-            mode: "m".into(),
-            token,
-        });
-        let records = log.records();
-        assert!(records.iter().all(|r| r.host == "server-1"));
-        let events = lock_events(&records);
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[0].acquired_valid_ms, Some(1_800));
-        assert_eq!(events[0].token, token.to_string());
-        assert_eq!(events[1].acquired_valid_ms, None);
-        assert_eq!(events[1].mode, "m");
-    }
 
     /// A reader that answers every act with a fixed lease holder.
     #[derive(Debug)]

@@ -296,6 +296,9 @@ impl Scenario {
     }
 }
 
+/// The largest network latency a scenario draws is below this (ms).
+pub const MAX_LATENCY_MS: u32 = 60;
+
 /// Keeps player ids independent of the other uses of the seed.
 const PLAYER_ID_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -448,7 +451,7 @@ fn faults(fault_phase_ms: u32) -> impl Strategy<Value = Faults> {
     let sometimes = |on_percent: u32, max: usize| prop_oneof![100 - on_percent => Just(0usize), on_percent => 1..=max];
     (
         redis_faults(),
-        prop_oneof![Just(0u32), 1u32..60],
+        prop_oneof![Just(0u32), 1u32..MAX_LATENCY_MS],
         sometimes(40, 2).prop_flat_map(move |n| vec(partition.clone(), n)),
         sometimes(40, 2).prop_flat_map(move |n| vec(clock.clone(), n)),
         allocator,

@@ -17,7 +17,7 @@ use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
 use crate::fake_redis::FakeRedis;
 use crate::oracle::{Invariant, Oracle};
 use crate::panics;
-use crate::probe::{self, FactLog};
+use crate::probe::FactLog;
 use crate::redis_view::{self, RedisWitness};
 use crate::scenario::Scenario;
 use crate::seams::SimAllocator;
@@ -48,6 +48,8 @@ struct Driver<'a> {
     facts: FactLog,
     faults: BTreeMap<String, u64>,
     heal_ms: u64,
+    /// How many fact records the oracle has been handed.
+    facts_seen: usize,
 }
 
 /// Builds the world for `scenario`, runs it and returns the verdict.
@@ -75,16 +77,16 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
         }
         if now_ms >= end_ms && !budget_over {
             budget_over = true;
-            driver.oracle.borrow_mut().check_match_in_time(now_ms);
+            driver.oracle.borrow_mut().at_budget_end(now_ms);
         }
-        if budget_over && (now_ms >= end_ms + IN_FLIGHT_GRACE_MS || !driver.views_differ()) {
+        if budget_over && (now_ms >= end_ms + IN_FLIGHT_GRACE_MS || !driver.in_flight()) {
             break;
         }
         if panics::any() || !driver.step(now_ms) {
             break;
         }
     }
-    driver.finish(scenario, budget_over)
+    driver.finish(scenario)
 }
 
 impl<'a> Driver<'a> {
@@ -136,6 +138,7 @@ impl<'a> Driver<'a> {
             facts,
             faults: BTreeMap::new(),
             heal_ms,
+            facts_seen: 0,
         })
     }
 
@@ -157,14 +160,22 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Hands the oracle the facts reported since the last time.
+    fn hand_over(&mut self) {
+        let records = self.facts.records_from(self.facts_seen);
+        self.facts_seen += records.len();
+        self.oracle.borrow_mut().facts(records);
+    }
+
     /// Lets the oracle look at Redis; true when the healed world is at rest.
     fn inspect(&mut self, now_ms: u64) -> bool {
+        self.hand_over();
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let timing = &self.settings.timing;
         let settle_ms = timing.lease_ttl_ms + timing.sweep_interval_ms + 1_000;
         let settled = now_ms >= self.heal_ms + settle_ms;
         let mut oracle = self.oracle.borrow_mut();
-        oracle.check_redis(now_ms, &view, settled);
+        oracle.snapshot(now_ms, &view, settled);
         let at_rest = settled && oracle.is_at_rest(now_ms, &view, REST_MS);
         if at_rest {
             self.log.note_at(
@@ -177,26 +188,20 @@ impl<'a> Driver<'a> {
         at_rest
     }
 
-    /// Whether some connected client's view differs from Redis right now.
-    fn views_differ(&self) -> bool {
+    /// Whether some connected client's view differs from Redis right now in a way a
+    /// notice in flight may resolve.
+    fn in_flight(&self) -> bool {
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
-        self.oracle.borrow().views_differ(&view)
+        self.oracle.borrow().in_flight(&view)
     }
 
-    /// Liveness (invariant 8 unless the budget's end judged it already), the lock history
-    /// and the facts of the run, then the counts for the report.
-    fn finish(self, scenario: &Scenario, match_in_time_judged: bool) -> Outcome {
+    /// The oracle's final verdict over the whole run, then the counts for the report.
+    fn finish(mut self, scenario: &Scenario) -> Outcome {
         let now_ms = self.now_ms();
+        self.hand_over();
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let mut oracle = self.oracle.borrow_mut();
-        if !match_in_time_judged {
-            oracle.check_match_in_time(now_ms);
-        }
-        oracle.check_no_one_lost(now_ms, &view);
-        let records = self.facts.records();
-        oracle.check_locks(&probe::lock_events(&records));
-        // No fault of today's model ends a loading session by itself (see `loading_again`).
-        oracle.check_facts(&records, &[]);
+        oracle.finish(now_ms, &view);
         let mut faults = self.faults.clone();
         for (kind, count) in self.fake.fault_counts() {
             *faults.entry(format!("redis_{kind}")).or_default() += count;
@@ -211,7 +216,7 @@ impl<'a> Driver<'a> {
         }
         Outcome {
             violations: oracle.violations().to_vec(),
-            checks: oracle.checks,
+            checks: oracle.checks_made,
             faults,
             sim_ms: now_ms,
             matches: self.allocator.allocations.load(Ordering::Relaxed),
