@@ -36,7 +36,8 @@ pub enum Witness {
     /// holds it), `None` when there was no lease.
     LeaseHolder(Option<String>),
     /// For an attempt to end a loading session: the session as Redis held it, `None` when
-    /// it was already gone (that attempt ended nothing).
+    /// it was already gone (that attempt ended nothing). For a loading session created: the
+    /// session right after its creation.
     Loading(Option<LoadingState>),
 }
 
@@ -47,6 +48,10 @@ pub struct LoadingState {
     pub players: Vec<Uuid>,
     /// The players whose `loading_complete` took effect (ready flag `1`).
     pub ready: BTreeSet<Uuid>,
+    /// Its deadline (unix ms of the clock of the instance that set it).
+    pub deadline_ms: u64,
+    /// Whether every player had loaded and a game server was being allocated.
+    pub allocating: bool,
 }
 
 /// Reads, from Redis, the witness of a fact at the instant it is reported.

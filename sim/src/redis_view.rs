@@ -42,7 +42,7 @@ impl WitnessReader for RedisWitness {
                 });
                 Some(Witness::LeaseHolder(holder))
             }
-            Fact::LoadingEnding { loading, .. } => {
+            Fact::LoadingEnding { loading, .. } | Fact::LoadingCreated { loading, .. } => {
                 let key = self.keys.loading(*loading);
                 let state = self
                     .fake
@@ -56,7 +56,8 @@ impl WitnessReader for RedisWitness {
 
 /// A loading hash's players and ready flags.
 fn loading_state(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingState {
-    let players = loading(fields).players;
+    let view = loading(fields);
+    let players = view.players;
     let ready = players
         .iter()
         .filter(|player| {
@@ -67,7 +68,12 @@ fn loading_state(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingState {
         })
         .copied()
         .collect();
-    LoadingState { players, ready }
+    LoadingState {
+        players,
+        ready,
+        deadline_ms: view.deadline_ms,
+        allocating: view.state == "allocating",
+    }
 }
 
 /// The matchmaking data under `prefix` as the oracle needs it, read in place (no copy of

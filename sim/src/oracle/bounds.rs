@@ -37,6 +37,9 @@ pub struct Bounds {
     /// How long the players of a fully loaded session may wait for `match_found` or a
     /// "back in the queue" code after the last `loading_complete` was sent.
     pub allocation_ms: u64,
+    /// The deadline `loading_complete.lua` gives a session whose group completed, from
+    /// then: twice the allocation timeout.
+    pub allocating_deadline_ms: u64,
     /// How long after its deadline a loading session's players may still believe they
     /// are loading (the sweep's period and the clock skew, plus a notice).
     pub loading_end_slack_ms: u64,
@@ -95,6 +98,7 @@ impl Bounds {
             prompt_ms,
             disconnect_grace_ms: prompt_ms + world.max_latency_ms,
             allocation_ms: t.allocation_timeout_ms + prompt_ms,
+            allocating_deadline_ms: 2 * t.allocation_timeout_ms,
             loading_end_slack_ms: world.max_clock_skew_ms + 2 * t.sweep_interval_ms + prompt_ms,
             clock_skew_ms: world.max_clock_skew_ms + world.tick_ms,
             crash_grace_ms: t.lease_ttl_ms + 2 * t.sweep_interval_ms + 2_000,

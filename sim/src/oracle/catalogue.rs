@@ -72,4 +72,6 @@ catalogue! {
         "At most one live session acts for a player: every act under the session's own lease.";
     11 LoadingAgain loading_again::LoadingAgain "loading_again_has_cause"
         "No player is sent through loading again without a cause the trace explains.";
+    12 InTime in_time::InTime "message_in_time"
+        "Every promised message arrives within its bound of its cause, unless a fault on its path explains the delay.";
 }

@@ -92,6 +92,11 @@ pub struct ClientModel {
     pub mode: String,
     /// Since when the client has been waiting (sim ms).
     pub waiting_since_ms: u64,
+    /// Every event of the player, in order, with its sim time: the timeline the checks of
+    /// cause and time read.
+    pub events: Vec<(u64, ClientEvent)>,
+    /// Every change of [`Self::state`], in order, with its sim time (starting `Idle` at 0).
+    pub changes: Vec<(u64, ClientState)>,
 }
 
 /// Every client's model.
@@ -123,6 +128,8 @@ impl Clients {
                 cooperative,
                 mode: mode.to_owned(),
                 waiting_since_ms: 0,
+                events: Vec::new(),
+                changes: vec![(0, ClientState::Idle)],
             },
         );
     }
@@ -138,10 +145,15 @@ impl Clients {
         let Some(model) = self.models.get_mut(&player) else {
             return;
         };
+        let before = model.state.clone();
         model.follow(at_ms, event);
         if model.state != ClientState::Waiting {
             model.waiting_since_ms = at_ms;
         }
+        if model.state != before {
+            model.changes.push((at_ms, model.state.clone()));
+        }
+        model.events.push((at_ms, event.clone()));
     }
 }
 
@@ -241,5 +253,76 @@ impl ClientModel {
             ClientState::Loading { loading, .. } => Some(loading),
             _ => None,
         }
+    }
+
+    /// What the client believed at `at_ms` (after every event of that instant).
+    pub fn state_at(&self, at_ms: u64) -> &ClientState {
+        let after = self.changes.partition_point(|(t, _)| *t <= at_ms);
+        self.changes
+            .get(after.saturating_sub(1))
+            .map_or(&ClientState::Idle, |(_, state)| state)
+    }
+
+    /// Whether the client believed it loads `loading` at `at_ms`.
+    pub fn loads_at(&self, loading: Uuid, at_ms: u64) -> bool {
+        matches!(self.state_at(at_ms), ClientState::Loading { loading: l, .. } if *l == loading)
+    }
+
+    /// The server host of the connection open at `at_ms`, if one was.
+    pub fn server_at(&self, at_ms: u64) -> Option<&str> {
+        self.connection_at(at_ms).map(|(server, _)| server)
+    }
+
+    /// The connection open at `at_ms`, if one was: its server and when it opened.
+    pub fn connection_at(&self, at_ms: u64) -> Option<(&str, u64)> {
+        let mut connection = None;
+        for (t, event) in &self.events {
+            if *t > at_ms {
+                break;
+            }
+            match event {
+                ClientEvent::Connected { server } => connection = Some((server.as_str(), *t)),
+                ClientEvent::Disconnected { .. } => connection = None,
+                _ => {}
+            }
+        }
+        connection
+    }
+
+    /// Adds the connection open at `at_ms`, if any, to `path`.
+    pub fn add_connection_at(&self, path: &mut super::Path, at_ms: u64) {
+        if let Some((server, opened_ms)) = self.connection_at(at_ms) {
+            path.add_connection(&self.client_host, server, opened_ms);
+        }
+    }
+
+    /// Whether a connection of the client ended in `from_ms..=to_ms`.
+    pub fn disconnected_within(&self, from_ms: u64, to_ms: u64) -> bool {
+        self.events.iter().any(|(t, event)| {
+            (from_ms..=to_ms).contains(t) && matches!(event, ClientEvent::Disconnected { .. })
+        })
+    }
+
+    /// When the client first received a frame matching `wanted` at or after `from_ms`.
+    pub fn received_after(
+        &self,
+        from_ms: u64,
+        wanted: impl Fn(&ServerMessage) -> bool,
+    ) -> Option<u64> {
+        self.events.iter().find_map(|(t, event)| match event {
+            ClientEvent::Received(message) if *t >= from_ms && wanted(message) => Some(*t),
+            _ => None,
+        })
+    }
+
+    /// When the client stopped believing it loads `loading`, at or after `from_ms`.
+    pub fn left_loading_after(&self, loading: Uuid, from_ms: u64) -> Option<u64> {
+        let start = self.changes.partition_point(|(t, _)| *t < from_ms);
+        self.changes.get(start..).and_then(|later| {
+            later.iter().find_map(|(t, state)| {
+                (!matches!(state, ClientState::Loading { loading: l, .. } if *l == loading))
+                    .then_some(*t)
+            })
+        })
     }
 }

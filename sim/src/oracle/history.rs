@@ -8,10 +8,13 @@
 //! between the cause and the deadline ([`History::excuse`]). A fault elsewhere excuses
 //! nothing.
 
+use std::collections::BTreeMap;
+
 use match_server::notify::Notice;
+use match_server::probe::{EndCause, Fact};
 use uuid::Uuid;
 
-use crate::probe::FactRecord;
+use crate::probe::{FactRecord, LoadingState, Witness};
 
 /// The part of the world a fault hit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +61,10 @@ pub struct RedisOp {
     pub reply_tag: Option<String>,
     /// The fault injected into it, by name.
     pub fault: Option<&'static str>,
+    /// Whether every live subscription (every instance's) was dropped right before it.
+    pub dropped_subscribers: bool,
+    /// How long its reply was delayed (a slow reply), ms.
+    pub delay_ms: u64,
     /// For a PUBLISH of a notice: the notice.
     pub notice: Option<Notice>,
     /// How long a stall held it before it took effect (ms).
@@ -70,9 +77,14 @@ pub struct RedisOp {
 pub struct Path {
     /// Instances (server host names).
     pub instances: Vec<String>,
-    /// (client host, server) links.
-    pub links: Vec<(String, String)>,
+    /// Client connections: (client host, server, when the connection opened). A partition
+    /// of the link delays it; a crash or shutdown of its server since it opened kills it
+    /// (its frames go nowhere until the client notices).
+    pub connections: Vec<(String, String, u64)>,
 }
+
+/// Fault names that end every connection of their instance.
+const CONNECTION_KILLERS: [&str; 2] = ["server_crash", "server_shutdown"];
 
 impl Path {
     /// A path through `instances` only.
@@ -91,27 +103,51 @@ impl Path {
         }
     }
 
-    /// Adds a client connection: the link and the server's instance.
-    pub fn add_link(&mut self, client_host: &str, server: &str) {
+    /// Adds a client connection opened at `opened_ms`: its link and its server's instance.
+    pub fn add_connection(&mut self, client_host: &str, server: &str, opened_ms: u64) {
         self.add_instance(server);
-        let link = (client_host.to_owned(), server.to_owned());
-        if !self.links.contains(&link) {
-            self.links.push(link);
+        let connection = (client_host.to_owned(), server.to_owned(), opened_ms);
+        if !self.connections.contains(&connection) {
+            self.connections.push(connection);
         }
     }
 
-    fn hit_by(&self, scope: &Scope) -> bool {
-        match scope {
-            Scope::Instance(name) => self.instances.iter().any(|i| i == name),
+    /// Whether `fault` could delay something on this path between `from_ms` and `to_ms`.
+    fn hit_by(&self, fault: &FaultRecord, from_ms: u64, to_ms: u64) -> bool {
+        let overlaps = fault.from_ms <= to_ms && fault.to_ms >= from_ms;
+        match &fault.scope {
+            Scope::Instance(name) => {
+                let killed = CONNECTION_KILLERS.iter().any(|k| fault.what.starts_with(k))
+                    && self.connections.iter().any(|(_, server, opened_ms)| {
+                        server == name && (*opened_ms..=to_ms).contains(&fault.from_ms)
+                    });
+                killed || (overlaps && self.instances.iter().any(|i| i == name))
+            }
             Scope::Link {
                 client_host,
                 server,
-            } => self
-                .links
-                .iter()
-                .any(|(c, s)| c == client_host && s == server),
-            Scope::AllInstances => !self.instances.is_empty(),
+            } => {
+                overlaps
+                    && self
+                        .connections
+                        .iter()
+                        .any(|(c, s, _)| c == client_host && s == server)
+            }
+            Scope::AllInstances => overlaps && !self.instances.is_empty(),
         }
+    }
+}
+
+/// A path, as a violation names it.
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self.instances.clone();
+        parts.extend(
+            self.connections
+                .iter()
+                .map(|(c, s, at)| format!("{c}<->{s} since {at} ms")),
+        );
+        write!(f, "{}", parts.join(", "))
     }
 }
 
@@ -149,6 +185,22 @@ impl History {
         }
     }
 
+    /// Appends what the fake served, with the faults that struck it as fault records: a
+    /// command fault hits its instance's Redis path (until a slow reply arrives), a
+    /// subscriber drop every instance's.
+    pub fn add_op(&mut self, op: RedisOp) {
+        if let Some(fault) = op.fault {
+            let what = format!("redis_{fault} on {} from {}", op.target, op.host);
+            let to_ms = op.at_ms.saturating_add(op.delay_ms);
+            self.fault(op.at_ms, Some(to_ms), Scope::Instance(op.host.clone()), what);
+        }
+        if op.dropped_subscribers {
+            let what = "redis_subscriber_drop (every instance's notices)".to_owned();
+            self.fault(op.at_ms, Some(op.at_ms), Scope::AllInstances, what);
+        }
+        self.ops.push(op);
+    }
+
     /// Ends every open fault (the world heals).
     pub fn heal(&mut self, at_ms: u64) {
         self.healed_at_ms = Some(at_ms);
@@ -162,9 +214,62 @@ impl History {
     /// The first fault that hit `path` between `from_ms` and `to_ms`, if any: the one
     /// that excuses a delay or a repair there.
     pub fn excuse(&self, path: &Path, from_ms: u64, to_ms: u64) -> Option<&FaultRecord> {
-        self.faults.iter().find(|fault| {
-            fault.from_ms <= to_ms && fault.to_ms >= from_ms && path.hit_by(&fault.scope)
-        })
+        self.faults
+            .iter()
+            .find(|fault| path.hit_by(fault, from_ms, to_ms))
+    }
+
+    /// Every loading session on record, by id: its creation, the attempts to end it that
+    /// found it, and when its group completed (from the facts and what the fake served).
+    pub fn loadings(&self) -> BTreeMap<Uuid, LoadingRecord<'_>> {
+        let mut loadings: BTreeMap<Uuid, LoadingRecord<'_>> = BTreeMap::new();
+        for record in &self.facts {
+            match (&record.fact, &record.witness) {
+                (
+                    Fact::LoadingCreated {
+                        loading, players, ..
+                    },
+                    witness,
+                ) => {
+                    let deadline_ms = match witness {
+                        Some(Witness::Loading(Some(state))) => Some(state.deadline_ms),
+                        _ => None,
+                    };
+                    loadings.entry(*loading).or_insert(LoadingRecord {
+                        created_ms: record.at_ms,
+                        creator: &record.host,
+                        players,
+                        deadline_unix_ms: deadline_ms,
+                        endings: Vec::new(),
+                        all_ready: None,
+                    });
+                }
+                (
+                    Fact::LoadingEnding { loading, cause, .. },
+                    Some(Witness::Loading(Some(state))),
+                ) => {
+                    if let Some(entry) = loadings.get_mut(loading) {
+                        entry.endings.push(Ending {
+                            at_ms: record.at_ms,
+                            host: &record.host,
+                            cause: *cause,
+                            state,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for op in &self.ops {
+            if op.target == "loading_complete"
+                && op.reply_tag.as_deref() == Some("all_ready")
+                && let Some(entry) = op.loading.and_then(|l| loadings.get_mut(&l))
+                && entry.all_ready.is_none()
+            {
+                entry.all_ready = Some((op.at_ms, &op.host));
+            }
+        }
+        loadings
     }
 
     /// The instance that reported facts for `owner` (the session token), if any.
@@ -179,4 +284,34 @@ impl History {
             _ => None,
         })
     }
+}
+
+/// A loading session as the history knows it.
+#[derive(Clone, Debug)]
+pub struct LoadingRecord<'a> {
+    /// When the service reported it created (sim ms).
+    pub created_ms: u64,
+    /// The instance that created it.
+    pub creator: &'a str,
+    /// Its players.
+    pub players: &'a [Uuid],
+    /// Its deadline as set at creation (unix ms of the creator's clock), when witnessed.
+    pub deadline_unix_ms: Option<u64>,
+    /// The attempts to end it that found it in Redis, in order.
+    pub endings: Vec<Ending<'a>>,
+    /// When (sim ms) and where the last `loading_complete` completed its group.
+    pub all_ready: Option<(u64, &'a str)>,
+}
+
+/// An attempt to end a loading session that found it in Redis.
+#[derive(Clone, Debug)]
+pub struct Ending<'a> {
+    /// When (sim ms).
+    pub at_ms: u64,
+    /// Which instance.
+    pub host: &'a str,
+    /// Why.
+    pub cause: EndCause,
+    /// The session as Redis held it right then.
+    pub state: &'a LoadingState,
 }

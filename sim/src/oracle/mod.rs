@@ -20,6 +20,7 @@ pub mod clients;
 pub mod history;
 mod redis_model;
 
+mod in_time;
 mod legal_messages;
 mod loading_again;
 mod loading_composition;
@@ -258,9 +259,11 @@ impl Oracle {
         }
     }
 
-    /// Appends what the fake Redis served.
+    /// Appends what the fake Redis served (and the faults that struck it).
     pub fn redis_ops(&mut self, ops: impl IntoIterator<Item = RedisOp>) {
-        self.history.ops.extend(ops);
+        for op in ops {
+            self.history.add_op(op);
+        }
     }
 
     /// Checks a Redis snapshot taken at `at_ms`; `settled` once faults have healed and

@@ -77,7 +77,8 @@ pub fn start_servers(
         let clock = SimClock::default();
         let shutdown = Arc::new(Notify::new());
         let ids = Arc::new(SimIds::new(scenario.seed.wrapping_add(index as u64 + 1)));
-        let (settings, fake, allocator) = (settings.clone(), fake.clone(), allocator.clone());
+        let (settings, allocator) = (settings.clone(), allocator.clone());
+        let fake = fake.for_client(&name);
         let (log, host_name) = (log.clone(), name.clone());
         let (host_clock, host_shutdown) = (clock.clone(), shutdown.clone());
         let probe = Arc::new(facts.probe(&name));

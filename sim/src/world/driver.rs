@@ -13,9 +13,10 @@ use match_server::config::Settings;
 
 use super::build::{self, ServerHandle};
 use super::events::{WorldEvent, schedule};
+use super::observe::RedisLog;
 use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
 use crate::fake_redis::FakeRedis;
-use crate::oracle::{Invariant, Oracle};
+use crate::oracle::{Invariant, Oracle, Scope};
 use crate::panics;
 use crate::probe::FactLog;
 use crate::redis_view::{self, RedisWitness};
@@ -50,6 +51,16 @@ struct Driver<'a> {
     heal_ms: u64,
     /// How many fact records the oracle has been handed.
     facts_seen: usize,
+    /// What the fake served, not handed to the oracle yet.
+    redis_log: Arc<RedisLog>,
+}
+
+/// The network between a client host and a server, as a fault's scope.
+fn link(client: &str, server: &str) -> Scope {
+    Scope::Link {
+        client_host: client.to_owned(),
+        server: server.to_owned(),
+    }
 }
 
 /// Builds the world for `scenario`, runs it and returns the verdict.
@@ -108,6 +119,9 @@ impl<'a> Driver<'a> {
         let fake = FakeRedis::new(scenario.seed, move || time.now_ms())
             .map_err(|error| format!("fake Redis failed to start: {error}"))?;
         fake.set_fault_plan(build::fault_plan(scenario));
+        let redis_log = RedisLog::new(&settings.key_prefix);
+        fake.set_observer(redis_log.clone());
+        fake.set_response_timeout_ms(settings.timing.redis_command_timeout_ms);
         for fault in &scenario.faults.scheduled {
             fake.schedule_fault(fault.clone());
         }
@@ -139,6 +153,7 @@ impl<'a> Driver<'a> {
             faults: BTreeMap::new(),
             heal_ms,
             facts_seen: 0,
+            redis_log,
         })
     }
 
@@ -160,11 +175,28 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Hands the oracle the facts reported since the last time.
+    /// Hands the oracle what the fake served and the facts reported since the last time.
     fn hand_over(&mut self) {
         let records = self.facts.records_from(self.facts_seen);
         self.facts_seen += records.len();
-        self.oracle.borrow_mut().facts(records);
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.redis_ops(self.redis_log.take());
+        oracle.facts(records);
+    }
+
+    /// Records a fault of the world in the oracle's history: it begins now and lasts until
+    /// `to_ms`, or until [`Self::fault_ends`] (or the heal) when `None`.
+    fn fault_begins(&self, now_ms: u64, to_ms: Option<u64>, scope: Scope, what: &str) {
+        let mut oracle = self.oracle.borrow_mut();
+        oracle
+            .history_mut()
+            .fault(now_ms, to_ms, scope, what.to_owned());
+    }
+
+    /// Ends the open faults `what` of `scope`.
+    fn fault_ends(&self, now_ms: u64, scope: &Scope, what: &str) {
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.history_mut().end_fault(now_ms, scope, what);
     }
 
     /// Lets the oracle look at Redis; true when the healed world is at rest.
@@ -235,10 +267,13 @@ impl<'a> Driver<'a> {
             WorldEvent::Partition { client, server } => {
                 self.sim.hold(client.as_str(), server.as_str());
                 self.count("network_partition");
+                let scope = link(client, server);
+                self.fault_begins(now_ms, None, scope, "network_partition");
                 Some(format!("partition {client} <-> {server}"))
             }
             WorldEvent::Repair { client, server } => {
                 self.sim.release(client.as_str(), server.as_str());
+                self.fault_ends(now_ms, &link(client, server), "network_partition");
                 Some(format!("repair {client} <-> {server}"))
             }
             WorldEvent::ClockFail { server } => self.clock(*server, Some(true), None),
@@ -254,9 +289,39 @@ impl<'a> Driver<'a> {
                 Some("faults heal: the world runs quiet".to_owned())
             }
         };
+        self.record_fault(event, now_ms, text.is_some());
         super::marks::record(&self.log, now_ms, event, text.as_deref());
         if let Some(text) = text {
             self.log.note_at(now_ms, "world", Source::World, text);
+        }
+    }
+
+    /// Records the fault windows of an instance-wide event in the oracle's history
+    /// (partitions record their own); `applied` is false for an event that changed nothing.
+    fn record_fault(&self, event: &WorldEvent, now_ms: u64, applied: bool) {
+        let instance = |index: &usize| Scope::Instance(format!("server-{index}"));
+        match event {
+            _ if !applied => {}
+            WorldEvent::ClockFail { server } => {
+                self.fault_begins(now_ms, None, instance(server), "clock_failure")
+            }
+            WorldEvent::ClockRecover { server } => {
+                self.fault_ends(now_ms, &instance(server), "clock_failure")
+            }
+            WorldEvent::ClockJump { server, .. } => {
+                self.fault_begins(now_ms, None, instance(server), "clock_jump")
+            }
+            WorldEvent::Crash { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_crash")
+            }
+            WorldEvent::Shutdown { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_shutdown")
+            }
+            WorldEvent::Restart { server } => {
+                self.fault_ends(now_ms, &instance(server), "server_");
+            }
+            WorldEvent::Heal => self.oracle.borrow_mut().history_mut().heal(now_ms),
+            WorldEvent::Partition { .. } | WorldEvent::Repair { .. } => {}
         }
     }
 

@@ -11,6 +11,7 @@ mod build;
 mod driver;
 mod events;
 mod marks;
+mod observe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
