@@ -46,8 +46,8 @@ pub enum Fact {
         token: Uuid,
     },
     /// A session acted for its player. Only the session that holds the player's lease may
-    /// act; reported right before the act (a frame about to be sent, an effect about to be
-    /// sent to Redis), or once Redis confirmed it (`loading_complete`).
+    /// act; reported right before the act (a frame about to be sent, each attempt of an
+    /// effect about to be sent to Redis), or once Redis confirmed it (`loading_complete`).
     Acted {
         /// The player acted for.
         player: Uuid,

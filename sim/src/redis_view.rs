@@ -2,6 +2,8 @@
 //! service's facts ([`RedisWitness`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use match_server::keys::Keys;
 use match_server::matchmaker::entry::PlayerEntry;
@@ -19,15 +21,28 @@ pub struct RedisWitness {
     fake: FakeRedis,
     /// Its key names.
     keys: Keys,
+    /// Raised while reading, so the fake's clock is read without being moved: reading a
+    /// witness must not change what the fake does next (which key has expired when).
+    peeking: Arc<AtomicBool>,
 }
 
 impl RedisWitness {
-    /// A reader of `fake`'s keys under `prefix`.
-    pub fn new(fake: FakeRedis, prefix: &str) -> Self {
+    /// A reader of `fake`'s keys under `prefix`; `peeking` is the flag of the fake's clock
+    /// that makes a read leave it alone.
+    pub fn new(fake: FakeRedis, prefix: &str, peeking: Arc<AtomicBool>) -> Self {
         Self {
             fake,
             keys: Keys::new(prefix),
+            peeking,
         }
+    }
+
+    /// Runs `read` with the fake's clock held still.
+    fn peek<R>(&self, read: impl FnOnce(&FakeRedis) -> R) -> R {
+        self.peeking.store(true, Ordering::Relaxed);
+        let result = read(&self.fake);
+        self.peeking.store(false, Ordering::Relaxed);
+        result
     }
 }
 
@@ -36,17 +51,18 @@ impl WitnessReader for RedisWitness {
         match fact {
             Fact::Acted { player, .. } => {
                 let key = self.keys.session(*player);
-                let holder = self.fake.with_data(|data| {
-                    data.string(&key)
-                        .map(|value| String::from_utf8_lossy(value).into_owned())
+                let holder = self.peek(|fake| {
+                    fake.with_data(|data| {
+                        data.string(&key)
+                            .map(|value| String::from_utf8_lossy(value).into_owned())
+                    })
                 });
                 Some(Witness::LeaseHolder(holder))
             }
             Fact::LoadingEnding { loading, .. } | Fact::LoadingCreated { loading, .. } => {
                 let key = self.keys.loading(*loading);
-                let state = self
-                    .fake
-                    .with_data(|data| data.hash(&key).map(loading_state));
+                let state =
+                    self.peek(|fake| fake.with_data(|data| data.hash(&key).map(loading_state)));
                 Some(Witness::Loading(state))
             }
             _ => None,

@@ -15,7 +15,7 @@ use super::replies::{
 use super::{EffectError, Matchmaker};
 use crate::limits;
 use crate::notify::NoticeEvent;
-use crate::probe::{EndCause, Fact};
+use crate::probe::{Act, EndCause, Fact};
 use crate::protocol::ErrorCode;
 use crate::scripts::{SCRIPTS, Script};
 use crate::store::{Reply, StoreError};
@@ -60,12 +60,15 @@ impl Matchmaker {
         Err(EffectError::Unavailable)
     }
 
-    /// Puts `player` into the queue of `mode` for the session `owner`.
+    /// Puts `player` into the queue of `mode` for the session `owner`. `requested` says
+    /// whether the client asked for it (a new attempt) or the session repairs a lost entry;
+    /// the act is reported to the probe before every attempt (an attempt is when it lands).
     pub async fn enqueue(
         &self,
         owner: Uuid,
         player: Uuid,
         mode: &str,
+        requested: bool,
     ) -> Result<EnqueueReply, EffectError> {
         let now_ms = self.now_ms("enqueue")?;
         let lease_ms = now_ms.saturating_add(self.settings.timing.lease_ttl_ms);
@@ -82,15 +85,16 @@ impl Matchmaker {
             keys.push(self.keys.queue(&other.name));
             args.push(other.name.clone());
         }
-        let reply =
-            self.eval_with_retry(&SCRIPTS.enqueue, &keys, &args, |reply: &Reply| {
-                match parse_enqueue(reply)? {
-                    EnqueueReply::Already { mode, .. } if self.settings.mode(&mode).is_none() => {
-                        Err(unknown_mode("enqueue", &mode))
-                    }
-                    outcome => Ok(outcome),
-                }
-            })
+        let parse = |reply: &Reply| match parse_enqueue(reply)? {
+            EnqueueReply::Already { mode, .. } if self.settings.mode(&mode).is_none() => {
+                Err(unknown_mode("enqueue", &mode))
+            }
+            outcome => Ok(outcome),
+        };
+        let act = Act::Enqueue { requested };
+        let acting = || self.record(Fact::Acted { player, owner, act });
+        let reply = self
+            .eval_attempts(&SCRIPTS.enqueue, &keys, &args, parse, acting)
             .await?;
         if let EnqueueReply::Enqueued { queue_len } = reply {
             let need = self.players_per_match(mode).unwrap_or(usize::MAX);

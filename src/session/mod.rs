@@ -268,9 +268,10 @@ where
         let owner = self.owner;
         match effect {
             Effect::Enqueue(claim) => {
+                // The client asked for it, or the session repairs an entry Redis lost.
                 let requested = matches!(self.state, State::Enqueuing { announce: true, .. });
-                self.acted(claim.player, Act::Enqueue { requested });
-                Event::Enqueued(mm.enqueue(owner, claim.player, &claim.mode).await)
+                let outcome = mm.enqueue(owner, claim.player, &claim.mode, requested);
+                Event::Enqueued(outcome.await)
             }
             Effect::Leave { claim, loading } => {
                 Event::Left(mm.leave(owner, claim.player, &claim.mode, loading).await)

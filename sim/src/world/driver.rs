@@ -129,9 +129,18 @@ impl<'a> Driver<'a> {
             scenario.faults.allocator,
             scenario.seed ^ 0xa11c,
         ));
-        let witness = RedisWitness::new(fake.clone(), &settings.key_prefix);
-        let facts = FactLog::with_witnesses(Arc::new(witness));
-        let servers = build::start_servers(
+        let witness = RedisWitness::new(
+            fake.clone(),
+            &settings.key_prefix,
+            redis_time.peeking.clone(),
+        );
+        let facts = if config.witnesses {
+            FactLog::with_witnesses(Arc::new(witness))
+        } else {
+            FactLog::default()
+        };
+        let servers =
+            build::start_servers(
             &mut sim, scenario, &settings, &fake, &allocator, &facts, log,
         );
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));

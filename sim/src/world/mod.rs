@@ -15,7 +15,7 @@ mod observe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use match_server::config::{AuthSettings, Settings, Timing};
 use tracing::Level;
@@ -51,6 +51,10 @@ pub struct RunConfig {
     /// Record structured events (arrows, fault windows) for the HTML timeline; off in
     /// campaigns. Never changes the text trace or its hash.
     pub structured: bool,
+    /// Whether the service's facts get their witnesses read from the fake Redis (what
+    /// invariants 10 and 11 judge). Always on in runs; a test turns it off to show that
+    /// reading them changes nothing in a run.
+    pub witnesses: bool,
 }
 
 impl Default for RunConfig {
@@ -60,6 +64,7 @@ impl Default for RunConfig {
             check_every_ms: 100,
             trace_level: Level::INFO,
             structured: false,
+            witnesses: true,
         }
     }
 }
@@ -204,15 +209,24 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
 /// The fake's clock: sim unix time, never going backwards (hosts within one step may read
 /// times up to a tick apart).
 #[derive(Clone, Default)]
-struct RedisTime(Arc<AtomicU64>);
+struct RedisTime {
+    /// The latest time any reader saw.
+    latest_ms: Arc<AtomicU64>,
+    /// Set while the oracle reads a witness: the read sees the latest time without moving
+    /// it, so watching the fake never changes what it does next.
+    peeking: Arc<AtomicBool>,
+}
 
 impl RedisTime {
     fn now_ms(&self) -> u64 {
+        if self.peeking.load(Ordering::Relaxed) {
+            return self.latest_ms.load(Ordering::Relaxed);
+        }
         let now = crate::seams::sim_unix_ms();
-        self.0.fetch_max(now, Ordering::Relaxed).max(now)
+        self.latest_ms.fetch_max(now, Ordering::Relaxed).max(now)
     }
 
     fn advance_to(&self, unix_ms: u64) {
-        self.0.fetch_max(unix_ms, Ordering::Relaxed);
+        self.latest_ms.fetch_max(unix_ms, Ordering::Relaxed);
     }
 }
