@@ -160,7 +160,9 @@ impl FakeRedis {
             None => receiver.await,
         };
         let Ok((result, delay)) = outcome else {
-            return Err(StoreError::Unavailable("the fake dropped a held request".into()));
+            return Err(StoreError::Unavailable(
+                "the fake dropped a held request".into(),
+            ));
         };
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -292,7 +294,11 @@ impl State {
         kind: Option<FaultKind>,
         element: Option<usize>,
         mut result: Result<Reply, StoreError>,
-    ) -> (Result<Reply, StoreError>, Option<Duration>, Option<FaultKind>) {
+    ) -> (
+        Result<Reply, StoreError>,
+        Option<Duration>,
+        Option<FaultKind>,
+    ) {
         match kind {
             Some(FaultKind::ErrorAfterEffect) => {
                 self.faults.record(FaultKind::ErrorAfterEffect);
@@ -454,21 +460,7 @@ impl Store for FakeRedis {
             state.commands_executed += 1;
             let decision = state.faults.decide(false);
             let dropped = state.apply_subscriber_drop(decision);
-            let args = [pattern.as_bytes().to_vec()];
-            let served = Served {
-                client: self.client_name(),
-                now_ms: self.now_ms(),
-                target: "PSUBSCRIBE",
-                keys: &[],
-                args: &args,
-                result: None,
-                fault: decision.kind.filter(|kind| !kind.is_reply_fault()),
-                delay_ms: 0,
-                held_ms: 0,
-                dropped_subscribers: dropped,
-            };
-            state.observe(&served, served.now_ms);
-            match decision.kind {
+            let (result, delay) = match decision.kind {
                 Some(FaultKind::ErrorBeforeEffect) => {
                     state.faults.record(FaultKind::ErrorBeforeEffect);
                     (Err(injected(FaultKind::ErrorBeforeEffect)), None)
@@ -488,7 +480,30 @@ impl Store for FakeRedis {
                     )
                 }
                 _ => (Ok(state.core.pubsub.psubscribe(pattern.as_bytes())), None),
-            }
+            };
+            let args = [pattern.as_bytes().to_vec()];
+            let struck = decision.kind.filter(|kind| {
+                matches!(
+                    kind,
+                    FaultKind::ErrorBeforeEffect
+                        | FaultKind::ErrorAfterEffect
+                        | FaultKind::SlowReply
+                )
+            });
+            let served = Served {
+                client: self.client_name(),
+                now_ms: self.now_ms(),
+                target: "PSUBSCRIBE",
+                keys: &[],
+                args: &args,
+                result: None,
+                fault: struck,
+                delay_ms: delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                held_ms: 0,
+                dropped_subscribers: dropped,
+            };
+            state.observe(&served, served.now_ms);
+            (result, delay)
         };
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;

@@ -74,4 +74,8 @@ catalogue! {
         "No player is sent through loading again without a cause the trace explains.";
     12 InTime in_time::InTime "message_in_time"
         "Every promised message arrives within its bound of its cause, unless a fault on its path explains the delay.";
+    13 CodeHasCause code_has_cause::CodeHasCause "code_has_cause"
+        "Every error code has its documented cause: no loading timeout before the deadline, a duplicate connection refused with session_exists.";
+    14 ViewsAgree views_agree::ViewsAgree "views_agree_at_rest"
+        "Once the healed world rests, every connected client's view equals what Redis holds for its player.";
 }

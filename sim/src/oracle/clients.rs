@@ -47,9 +47,16 @@ pub enum ClientEvent {
         /// Whether the client closed the socket itself.
         closed: bool,
     },
-    /// A frame received on the player's second connection (the `duplicate_session`
-    /// behaviour), which the server must refuse.
-    DuplicateReceived(ServerMessage),
+    /// The frame that decided the fate of the player's second connection (the
+    /// `duplicate_session` behaviour), which the server must refuse with `session_exists`.
+    DuplicateReceived {
+        /// The server host of the second connection.
+        server: String,
+        /// When it opened (sim ms).
+        opened_ms: u64,
+        /// The frame.
+        message: ServerMessage,
+    },
 }
 
 /// Codes after which a loading player is back in the queue.
@@ -141,6 +148,10 @@ impl Clients {
 
     /// Follows one event of `player` (after the invariants saw it with the state before).
     pub fn follow(&mut self, player: Uuid, at_ms: u64, event: &ClientEvent) {
+        // A second connection's verdict changes no view: it does not delay the rest.
+        if matches!(event, ClientEvent::DuplicateReceived { .. }) {
+            return;
+        }
         self.last_event_ms = self.last_event_ms.max(at_ms);
         let Some(model) = self.models.get_mut(&player) else {
             return;
@@ -172,7 +183,7 @@ impl ClientModel {
                 self.pending_enqueues += 1;
                 self.last_match = None;
             }
-            ClientEvent::SentDequeue | ClientEvent::DuplicateReceived(_) => {}
+            ClientEvent::SentDequeue | ClientEvent::DuplicateReceived { .. } => {}
             ClientEvent::SentLoadingComplete(loading) => {
                 if let ClientState::Loading {
                     loading: current,

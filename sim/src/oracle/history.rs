@@ -83,6 +83,9 @@ pub struct Path {
     pub connections: Vec<(String, String, u64)>,
 }
 
+/// The fault record of a subscriber drop, per instance, open until it subscribes again.
+const SUBSCRIBER_DROP: &str = "redis_subscriber_drop (until the instance subscribes again)";
+
 /// Fault names that end every connection of their instance.
 const CONNECTION_KILLERS: [&str; 2] = ["server_crash", "server_shutdown"];
 
@@ -162,6 +165,8 @@ pub struct History {
     pub ops: Vec<RedisOp>,
     /// When the world healed (sim ms), once it did.
     pub healed_at_ms: Option<u64>,
+    /// The instances seen sending requests (a subscriber drop hits each of them).
+    pub instances: Vec<String>,
 }
 
 impl History {
@@ -186,26 +191,53 @@ impl History {
     }
 
     /// Appends what the fake served, with the faults that struck it as fault records: a
-    /// command fault hits its instance's Redis path (until a slow reply arrives), a
-    /// subscriber drop every instance's.
+    /// command fault hits its instance's Redis path (until a slow reply arrives); a
+    /// subscriber drop hits every instance's notices until that instance subscribes again
+    /// (a PSUBSCRIBE that took effect), since notices published meanwhile are lost.
     pub fn add_op(&mut self, op: RedisOp) {
+        if !self.instances.contains(&op.host) && !op.host.is_empty() {
+            self.instances.push(op.host.clone());
+        }
         if let Some(fault) = op.fault {
             let what = format!("redis_{fault} on {} from {}", op.target, op.host);
             let to_ms = op.at_ms.saturating_add(op.delay_ms);
-            self.fault(op.at_ms, Some(to_ms), Scope::Instance(op.host.clone()), what);
+            self.fault(
+                op.at_ms,
+                Some(to_ms),
+                Scope::Instance(op.host.clone()),
+                what,
+            );
         }
         if op.dropped_subscribers {
-            let what = "redis_subscriber_drop (every instance's notices)".to_owned();
-            self.fault(op.at_ms, Some(op.at_ms), Scope::AllInstances, what);
+            for instance in self.instances.clone() {
+                let scope = Scope::Instance(instance);
+                let open = self
+                    .faults
+                    .iter()
+                    .any(|f| f.to_ms == u64::MAX && f.scope == scope && f.what == SUBSCRIBER_DROP);
+                if !open {
+                    self.fault(op.at_ms, None, scope, SUBSCRIBER_DROP.to_owned());
+                }
+            }
+        }
+        let subscribed = matches!(op.fault, None | Some("slow_reply"));
+        if op.target == "PSUBSCRIBE" && subscribed {
+            let scope = Scope::Instance(op.host.clone());
+            self.end_fault(
+                op.at_ms.saturating_add(op.delay_ms),
+                &scope,
+                SUBSCRIBER_DROP,
+            );
         }
         self.ops.push(op);
     }
 
     /// Ends every open fault (the world heals).
+    /// A subscriber dropped before the heal stays out until it subscribes again.
     pub fn heal(&mut self, at_ms: u64) {
         self.healed_at_ms = Some(at_ms);
         for fault in &mut self.faults {
-            if fault.to_ms == u64::MAX {
+            if fault.to_ms == u64::MAX && fault.what != SUBSCRIBER_DROP {
                 fault.to_ms = at_ms;
             }
         }

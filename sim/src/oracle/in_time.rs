@@ -158,10 +158,7 @@ fn match_found(
 ) {
     let (Some(model), Some(matched)) = (
         cx.clients.get(player),
-        record
-            .endings
-            .iter()
-            .find(|e| e.cause == EndCause::Matched),
+        record.endings.iter().find(|e| e.cause == EndCause::Matched),
     ) else {
         return;
     };

@@ -20,6 +20,7 @@ pub mod clients;
 pub mod history;
 mod redis_model;
 
+mod code_has_cause;
 mod in_time;
 mod legal_messages;
 mod loading_again;
@@ -32,6 +33,7 @@ mod no_panic;
 mod no_stale_state;
 mod one_place;
 mod one_session;
+mod views_agree;
 
 use std::fmt;
 
@@ -147,6 +149,11 @@ pub trait Check: fmt::Debug {
     fn in_flight(&self, _cx: &Cx<'_>, _view: &RedisView) -> bool {
         false
     }
+
+    /// The healed world has come to rest at `now_ms` with Redis as `view`: no client event
+    /// for a while, no loading session, nothing any invariant still waits for. Judgements
+    /// that need a quiet world (views and Redis agree exactly) belong here.
+    fn at_rest(&mut self, _cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, _out: &mut Findings<'_>) {}
 
     /// The run's budget is over (liveness that a late event must not hide).
     fn at_budget_end(&mut self, _cx: &Cx<'_>, _now_ms: u64, _out: &mut Findings<'_>) {}
@@ -306,6 +313,11 @@ impl Oracle {
         self.checks
             .iter()
             .any(|(_, check)| check.in_flight(&cx, view))
+    }
+
+    /// The healed world came to rest at `now_ms` with Redis as `view` (the run ends now).
+    pub fn at_rest(&mut self, now_ms: u64, view: &RedisView) {
+        self.each(|check, cx, out| check.at_rest(cx, now_ms, view, out));
     }
 
     /// The run's budget ended at `now_ms`.

@@ -1,7 +1,7 @@
 //! Invariant 7, no one waits forever: at the end of the run every connected client's view
 //! has its counterpart in Redis. A client loading a session Redis no longer holds is fine
 //! here if its entry has moved on (a requeue or match whose notice is still in flight);
-//! invariant 15 asks for exact agreement once the world rests.
+//! invariant 14 (`views_agree`) asks for exact agreement once the world rests.
 
 use match_server::matchmaker::entry::Place;
 use uuid::Uuid;

@@ -578,6 +578,8 @@ impl Player {
                         token: self.token.clone(),
                         host,
                         log: self.log.clone(),
+                        player: self.id,
+                        oracle: self.oracle.clone(),
                     };
                     tokio::task::spawn_local(second.run());
                 }

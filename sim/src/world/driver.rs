@@ -139,8 +139,7 @@ impl<'a> Driver<'a> {
         } else {
             FactLog::default()
         };
-        let servers =
-            build::start_servers(
+        let servers = build::start_servers(
             &mut sim, scenario, &settings, &fake, &allocator, &facts, log,
         );
         let oracle = Rc::new(RefCell::new(Oracle::new(build::bounds(&settings, config))));
@@ -219,6 +218,7 @@ impl<'a> Driver<'a> {
         oracle.snapshot(now_ms, &view, settled);
         let at_rest = settled && oracle.is_at_rest(now_ms, &view, REST_MS);
         if at_rest {
+            oracle.at_rest(now_ms, &view);
             self.log.note_at(
                 now_ms,
                 "world",

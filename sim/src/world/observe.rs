@@ -1,5 +1,6 @@
 //! What the fake Redis served each instance, kept for the oracle: the script calls that
-//! create, end or repair matchmaking state, every PUBLISH (with its notice), and every
+//! create, end or repair matchmaking state, every PUBLISH (with its notice) and PSUBSCRIBE
+//! (a subscriber back after a drop), and every
 //! request a fault struck or a stall held. The driver hands them to the oracle's history.
 
 use std::sync::{Arc, Mutex};
@@ -71,7 +72,8 @@ fn reply_tag(served: &Served<'_>) -> Option<String> {
 impl Observer for RedisLog {
     fn served(&self, served: &Served<'_>, _data: &DataView<'_>) {
         let publish = served.target == "PUBLISH";
-        let kept = publish || SCRIPTS_KEPT.contains(&served.target);
+        let kept =
+            publish || served.target == "PSUBSCRIBE" || SCRIPTS_KEPT.contains(&served.target);
         if !kept && served.fault.is_none() && !served.dropped_subscribers && served.held_ms == 0 {
             return;
         }
