@@ -1,7 +1,7 @@
 //! Every bound the oracle holds the service to, in one place, each derived from the
 //! service's configuration and the world's timing, and each named with the event it is
-//! measured from. `match-sim bounds` prints the table; docs/bounds.md carries it, and a
-//! test keeps the two equal.
+//! measured from. docs/design.md ("Bounds") carries the table as [`Bounds::rows`] prints
+//! it for the simulation's settings, and a test keeps the two equal.
 
 use std::collections::BTreeMap;
 
@@ -59,16 +59,6 @@ pub struct Bounds {
     pub players_per_mode: BTreeMap<String, usize>,
     /// How long enough cooperative players may wait in a healthy world before a match.
     pub match_bound_ms: u64,
-    /// How long a script call and its retries may take before a repair that follows it
-    /// (a resync notice, a recovery) is judged: the faults in this window explain it.
-    pub effect_span_ms: u64,
-    /// How long before a lease was lost the fault that lost it may have struck: a player
-    /// lease lives `player_lease_ttl_ms` from its last successful renewal, sent at most one
-    /// renewal interval before.
-    pub lease_loss_span_ms: u64,
-    /// An entry's lease: a queued or loading entry whose lease ran out must have an
-    /// owner that failed (a fault on its instance) within this long before.
-    pub entry_lease_span_ms: u64,
     /// The entry lease TTL (ms).
     pub lease_ttl_ms: u64,
 }
@@ -91,9 +81,6 @@ impl Bounds {
     pub fn new(settings: &Settings, world: WorldTiming) -> Self {
         let t = &settings.timing;
         let prompt_ms = PROMPT_STEPS * world.tick_ms + 2 * world.max_latency_ms;
-        let player_lease_ttl_ms = t.lease_ttl_ms + t.lease_renew_interval_ms;
-        let effect_span_ms = u64::from(match_server::limits::MAX_EFFECT_ATTEMPTS)
-            * (t.redis_command_timeout_ms + match_server::limits::EFFECT_RETRY_DELAY_MS);
         Self {
             prompt_ms,
             disconnect_grace_ms: prompt_ms + world.max_latency_ms,
@@ -117,14 +104,11 @@ impl Bounds {
                 + 2 * t.allocation_timeout_ms
                 + 4 * t.match_interval_ms
                 + t.lease_ttl_ms,
-            effect_span_ms,
-            lease_loss_span_ms: player_lease_ttl_ms + t.lease_renew_interval_ms,
-            entry_lease_span_ms: t.lease_ttl_ms + t.lease_renew_interval_ms,
             lease_ttl_ms: t.lease_ttl_ms,
         }
     }
 
-    /// The bounds of invariants 12 to 14, as docs/bounds.md lists them.
+    /// The named bounds, as docs/design.md lists them.
     pub fn rows(&self) -> Vec<BoundRow> {
         vec![
             BoundRow {
@@ -158,28 +142,22 @@ impl Bounds {
                 measured_from: "a loading session's deadline: `loading_timeout` and `loading_not_completed` are never told earlier than this before it",
             },
             BoundRow {
-                name: "effect_span",
-                value_ms: self.effect_span_ms,
-                formula: "MAX_EFFECT_ATTEMPTS x (redis_command_timeout_ms + EFFECT_RETRY_DELAY_MS)",
-                measured_from: "a repair notice (`resync`) published by an instance; a fault on that instance's Redis path within this long before explains it",
+                name: "match",
+                value_ms: self.match_bound_ms,
+                formula: "loading_timeout_ms + 2 x allocation_timeout_ms + 4 x match_interval_ms + lease_ttl_ms",
+                measured_from: "enough cooperative players of a mode waiting in a healed world with an idle game server; by then they are matched (invariant 8)",
             },
             BoundRow {
-                name: "lease_loss_span",
-                value_ms: self.lease_loss_span_ms,
-                formula: "lease_ttl_ms + 2 x lease_renew_interval_ms",
-                measured_from: "a session told its player lease is lost; a fault on its instance within this long before explains it",
-            },
-            BoundRow {
-                name: "entry_lease_span",
-                value_ms: self.entry_lease_span_ms,
-                formula: "lease_ttl_ms + lease_renew_interval_ms",
-                measured_from: "a queued or loading entry's lease deadline passing; a fault on its owner's instance within this long before explains it",
+                name: "stale",
+                value_ms: self.stale_slack_ms,
+                formula: "2 x sweep_interval_ms + 2 s",
+                measured_from: "a loading session's deadline or a lock's expiry; by then Redis no longer holds it (invariant 9)",
             },
         ]
     }
 }
 
-/// The bounds table as markdown, as docs/bounds.md carries it.
+/// The bounds table as markdown, as docs/design.md carries it.
 pub fn markdown(rows: &[BoundRow]) -> String {
     let mut out = String::from(
         "| bound | value in the simulation (ms) | derived from | measured from, and what must hold by then |\n|---|---|---|---|\n",
@@ -191,4 +169,53 @@ pub fn markdown(rows: &[BoundRow]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where docs/design.md carries the table.
+    const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/design.md");
+    /// The markers around it.
+    const BEGIN: &str = "<!-- bounds table: generated by the sim's bounds test -->\n";
+    const END: &str = "<!-- end of bounds table -->";
+
+    /// Goal: the bounds table in docs/design.md is the one the oracle holds the service to
+    /// (names, values from the simulation's settings, what each is measured from).
+    /// `MATCH_SIM_UPDATE_DOCS=1` rewrites it after a deliberate change.
+    #[test]
+    fn docs_carry_the_bounds_table() {
+        let bounds = crate::world::oracle_bounds(&crate::world::RunConfig::default());
+        let table = markdown(&bounds.rows());
+        let doc = std::fs::read_to_string(DOC).unwrap();
+        let start = doc
+            .find(BEGIN)
+            .expect("docs/design.md has the bounds markers")
+            + BEGIN.len();
+        let end = doc.find(END).unwrap();
+        if std::env::var_os("MATCH_SIM_UPDATE_DOCS").is_some() {
+            let updated = format!("{}{table}{}", &doc[..start], &doc[end..]);
+            std::fs::write(DOC, updated).unwrap();
+            return;
+        }
+        assert_eq!(
+            &doc[start..end],
+            table,
+            "rerun with MATCH_SIM_UPDATE_DOCS=1"
+        );
+    }
+
+    /// Goal: `prompt` is shorter than the periodic resync, so a notice lost without a fault
+    /// and repaired by the resync is late (the safety net cannot hide the primary path).
+    #[test]
+    fn prompt_is_shorter_than_the_resync() {
+        let bounds = crate::world::oracle_bounds(&crate::world::RunConfig::default());
+        let resync_ms = crate::world::sim_settings().timing.resync_interval_ms;
+        assert!(
+            bounds.prompt_ms < resync_ms,
+            "{} >= {resync_ms}",
+            bounds.prompt_ms
+        );
+    }
 }

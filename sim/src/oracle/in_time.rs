@@ -1,5 +1,5 @@
 //! Invariant 12: every message the design promises arrives within its bound of its cause
-//! (docs/bounds.md), unless a fault that hit *that* player's path - its instance, its
+//! (the bounds table of docs/design.md), unless a fault that hit *that* player's path - its instance, its
 //! connection, or the instance that acted on the cause - between the cause and the
 //! deadline explains the delay. A fault elsewhere excuses nothing.
 //!
@@ -44,7 +44,7 @@ impl InTime {
 struct Promise {
     /// Who must be told.
     player: Uuid,
-    /// Which bound (docs/bounds.md).
+    /// Which bound (the bounds table of docs/design.md).
     bound: &'static str,
     /// The cause, in words.
     cause: String,

@@ -528,3 +528,4 @@ fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
     oracle.client_event(id(2), 20, told());
     assert!(flagged(&oracle, Invariant::LegalMessages, Some(2)));
 }
+mod cause_and_time;

@@ -293,6 +293,8 @@ impl<'a> Driver<'a> {
             WorldEvent::Crash { server } => self.crash(*server),
             WorldEvent::Shutdown { server } => self.shutdown(*server),
             WorldEvent::Restart { server } => self.restart(*server),
+            WorldEvent::Stall { server } => self.stall(*server, true),
+            WorldEvent::Resume { server } => self.stall(*server, false),
             WorldEvent::Heal => {
                 self.heal();
                 Some("faults heal: the world runs quiet".to_owned())
@@ -329,8 +331,30 @@ impl<'a> Driver<'a> {
             WorldEvent::Restart { server } => {
                 self.fault_ends(now_ms, &instance(server), "server_");
             }
+            WorldEvent::Stall { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_stall")
+            }
+            WorldEvent::Resume { server } => {
+                self.fault_ends(now_ms, &instance(server), "server_stall")
+            }
             WorldEvent::Heal => self.oracle.borrow_mut().history_mut().heal(now_ms),
             WorldEvent::Partition { .. } | WorldEvent::Repair { .. } => {}
+        }
+    }
+
+    /// Stalls the server `index` (its Redis requests are held) or resumes it (they take
+    /// effect now, in order).
+    fn stall(&mut self, index: usize, stalled: bool) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        if stalled {
+            self.fake.stall(&name);
+            self.count("server_stall");
+            Some(format!("stall {name}: its Redis requests are held"))
+        } else {
+            let held = self.fake.release(&name);
+            Some(format!(
+                "resume {name}: {held} held Redis requests take effect"
+            ))
         }
     }
 

@@ -123,6 +123,11 @@ impl Outcome {
     }
 }
 
+/// The oracle's bounds for the simulation's settings and `config`'s timing.
+pub fn oracle_bounds(config: &RunConfig) -> crate::oracle::Bounds {
+    build::bounds(&sim_settings(), config)
+}
+
 /// The service settings of the simulation: production defaults with timings shortened so a
 /// seed covers many loading timeouts, lease expiries and sweeps in a few sim seconds.
 pub fn sim_settings() -> Settings {
