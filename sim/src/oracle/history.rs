@@ -167,6 +167,8 @@ pub struct History {
     pub healed_at_ms: Option<u64>,
     /// The instances seen sending requests (a subscriber drop hits each of them).
     pub instances: Vec<String>,
+    /// The instances that have subscribed to notices at least once.
+    pub subscribed: Vec<String>,
 }
 
 impl History {
@@ -220,16 +222,33 @@ impl History {
                 }
             }
         }
-        let subscribed = matches!(op.fault, None | Some("slow_reply"));
-        if op.target == "PSUBSCRIBE" && subscribed {
-            let scope = Scope::Instance(op.host.clone());
-            self.end_fault(
-                op.at_ms.saturating_add(op.delay_ms),
-                &scope,
-                SUBSCRIBER_DROP,
-            );
+        if op.target == "PSUBSCRIBE" {
+            self.subscription(&op);
         }
         self.ops.push(op);
+    }
+
+    /// Follows an instance's PSUBSCRIBE: a failed one leaves its notices out (a fault until
+    /// it subscribes), a successful one ends that; before its first success the instance
+    /// heard no notice at all.
+    fn subscription(&mut self, op: &RedisOp) {
+        let scope = Scope::Instance(op.host.clone());
+        let done_ms = op.at_ms.saturating_add(op.delay_ms);
+        if !matches!(op.fault, None | Some("slow_reply")) {
+            let open = self
+                .faults
+                .iter()
+                .any(|f| f.to_ms == u64::MAX && f.scope == scope && f.what == SUBSCRIBER_DROP);
+            if !open {
+                self.fault(op.at_ms, None, scope, SUBSCRIBER_DROP.to_owned());
+            }
+            return;
+        }
+        self.end_fault(done_ms, &scope, SUBSCRIBER_DROP);
+        if !self.subscribed.contains(&op.host) {
+            self.subscribed.push(op.host.clone());
+            self.fault(0, Some(done_ms), scope, SUBSCRIBER_DROP.to_owned());
+        }
     }
 
     /// Ends every open fault (the world heals).

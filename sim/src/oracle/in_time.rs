@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::history::LoadingRecord;
 use super::{Bounds, Check, ClientEvent, ClientModel, Cx, Findings, Path, RedisView};
 use crate::world::EPOCH_SECS;
-use match_server::probe::EndCause;
+use match_server::probe::{EndCause, Fact, LeaseChange};
 use match_server::protocol::ServerMessage;
 
 /// Invariant 12, with the leaves it saw.
@@ -128,8 +128,12 @@ fn start_loading(
         return;
     };
     let deadline_ms = record.created_ms + cx.bounds.prompt_ms;
-    // A session that ended before its announcement was due needs none.
-    if record.endings.iter().any(|e| e.at_ms <= deadline_ms) {
+    // A session that ended before its announcement was due needs none, and a connection
+    // that is not the one that holds the player (an older session's entry was grouped)
+    // is not the one to tell.
+    if record.endings.iter().any(|e| e.at_ms <= deadline_ms)
+        || !holds_lease(cx, model, player, record.created_ms)
+    {
         return;
     }
     let promise = Promise {
@@ -162,7 +166,7 @@ fn match_found(
     ) else {
         return;
     };
-    if !model.loads_at(loading, matched.at_ms) {
+    if !model.loads_at(loading, matched.at_ms) || !holds_lease(cx, model, player, matched.at_ms) {
         return;
     }
     let promise = Promise {
@@ -271,6 +275,19 @@ fn loading_end(
     };
     let met = model.left_loading_after(loading, deadline_ms);
     judge(cx, now_ms, &promise, met, out);
+}
+
+/// Whether the client's connection open at `at_ms` took the player's lease (a lease
+/// fact on its server since it opened): only then is it the session the promise is to.
+fn holds_lease(cx: &Cx<'_>, model: &ClientModel, player: Uuid, at_ms: u64) -> bool {
+    let Some((server, opened_ms)) = model.connection_at(at_ms) else {
+        return false;
+    };
+    cx.history.facts.iter().any(|record| {
+        record.host == server
+            && (opened_ms..=at_ms + cx.bounds.tick_ms).contains(&record.at_ms)
+            && matches!(&record.fact, Fact::Lease { player: p, change: LeaseChange::Taken, .. } if *p == player)
+    })
 }
 
 /// Judges one promise: kept by its deadline, not judgeable (the run or the connection

@@ -8,23 +8,60 @@
 //! stuck: it waits for a notice that will never come (a `match_found` lost without a
 //! fault, a requeue told to only some of the players).
 
+use std::collections::BTreeMap;
+
 use match_server::matchmaker::entry::Place;
 use uuid::Uuid;
 
 use super::{Bounds, Check, ClientState, Cx, Findings, RedisView};
 
-/// Invariant 14 (stateless: it judges once, at rest).
+/// Invariant 14, with when each current disagreement was first seen.
 #[derive(Debug)]
-pub struct ViewsAgree;
+pub struct ViewsAgree {
+    /// Players whose view differs from Redis, since when (sim ms of the first snapshot
+    /// that showed it): a notice published right before may still be on its way.
+    since: BTreeMap<Uuid, u64>,
+    /// How long a notice may take (the `prompt` bound).
+    prompt_ms: u64,
+}
 
 impl ViewsAgree {
     /// The check.
-    pub fn new(_bounds: &Bounds) -> Self {
-        Self
+    pub fn new(bounds: &Bounds) -> Self {
+        Self {
+            since: BTreeMap::new(),
+            prompt_ms: bounds.prompt_ms,
+        }
     }
 }
 
 impl Check for ViewsAgree {
+    fn on_snapshot(
+        &mut self,
+        cx: &Cx<'_>,
+        at_ms: u64,
+        view: &RedisView,
+        _settled: bool,
+        _out: &mut Findings<'_>,
+    ) {
+        let mut since = BTreeMap::new();
+        for (player, model) in cx.clients.models.iter().filter(|(_, m)| m.connected) {
+            if disagreement(*player, &model.state, view).is_some() {
+                let first = self.since.get(player).copied().unwrap_or(at_ms);
+                since.insert(*player, first);
+            }
+        }
+        self.since = since;
+    }
+
+    /// A disagreement younger than a notice's bound may be a notice in flight: the world
+    /// is not at rest yet.
+    fn unsettled(&self, _cx: &Cx<'_>, now_ms: u64, _view: &RedisView) -> bool {
+        self.since
+            .values()
+            .any(|first| first.saturating_add(self.prompt_ms) > now_ms)
+    }
+
     fn at_rest(&mut self, cx: &Cx<'_>, now_ms: u64, view: &RedisView, out: &mut Findings<'_>) {
         for (player, model) in cx.clients.models.iter().filter(|(_, m)| m.connected) {
             out.checked(1);
