@@ -28,7 +28,7 @@ fn loading_state(players: &[u128], deadline_ms: u64) -> LoadingState {
     }
 }
 
-/// Players 1 and 2 connect to server-0, enqueue and are told `start_loading` of a session
+/// Players 1 and 2 connect to server-0 (their sessions take their leases), enqueue and are told `start_loading` of a session
 /// server-0 created at 20 ms with its deadline at 3,000 ms.
 fn loading_pair() -> Oracle {
     let mut oracle = oracle_with_players(&[1, 2]);
@@ -43,6 +43,12 @@ fn loading_pair() -> Oracle {
     for player in [1, 2] {
         let p = id(player);
         oracle.client_event(p, 10, connected());
+        let taken = Fact::Lease {
+            player: p,
+            owner: id(70 + player),
+            change: LeaseChange::Taken,
+        };
+        oracle.facts([fact(11, "server-0", taken, None)]);
         oracle.client_event(p, 11, ClientEvent::SentEnqueue);
         oracle.client_event(p, 12, ClientEvent::Received(ServerMessage::Enqueued {}));
         let start = ServerMessage::StartLoading {
