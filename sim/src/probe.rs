@@ -7,7 +7,7 @@
 //! and attaches it to the record (who held the player's lease when a session acted; the
 //! loading session, with its ready flags, when the service set out to end it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +52,9 @@ pub struct LoadingState {
     pub deadline_ms: u64,
     /// Whether every player had loaded and a game server was being allocated.
     pub allocating: bool,
+    /// For a session just created: the owner token of each player's entry as grouped (the
+    /// session its `start_loading` and `match_found` are for). Empty where not read.
+    pub owners: BTreeMap<Uuid, Uuid>,
 }
 
 /// Reads, from Redis, the witness of a fact at the instant it is reported.

@@ -282,15 +282,16 @@ impl History {
                     },
                     witness,
                 ) => {
-                    let deadline_ms = match witness {
-                        Some(Witness::Loading(Some(state))) => Some(state.deadline_ms),
+                    let created = match witness {
+                        Some(Witness::Loading(Some(state))) => Some(state),
                         _ => None,
                     };
                     loadings.entry(*loading).or_insert(LoadingRecord {
                         created_ms: record.at_ms,
                         creator: &record.host,
                         players,
-                        deadline_unix_ms: deadline_ms,
+                        deadline_unix_ms: created.map(|state| state.deadline_ms),
+                        owners: created.map(|state| &state.owners),
                         endings: Vec::new(),
                         all_ready: None,
                     });
@@ -348,6 +349,10 @@ pub struct LoadingRecord<'a> {
     pub players: &'a [Uuid],
     /// Its deadline as set at creation (unix ms of the creator's clock), when witnessed.
     pub deadline_unix_ms: Option<u64>,
+    /// The owner token of each player's entry as grouped, when witnessed: the session the
+    /// session's announcements are for (an older session's entry may be grouped while a
+    /// newer connection of the player waits to replace it).
+    pub owners: Option<&'a BTreeMap<Uuid, Uuid>>,
     /// The attempts to end it that found it in Redis, in order.
     pub endings: Vec<Ending<'a>>,
     /// When (sim ms) and where the last `loading_complete` completed its group.

@@ -20,7 +20,7 @@
 
 use uuid::Uuid;
 
-use super::history::LoadingRecord;
+use super::history::{LoadingRecord, RedisOp};
 use super::{Bounds, Check, ClientEvent, ClientModel, Cx, Findings, Path, RedisView};
 use crate::world::EPOCH_SECS;
 use match_server::probe::{EndCause, Fact, LeaseChange};
@@ -92,6 +92,26 @@ impl Check for InTime {
             if let Some(model) = cx.clients.get(*leaver) {
                 model.add_connection_at(&mut path, at_ms.saturating_sub(1));
             }
+            // A session that had already ended in Redis before the leave (a match or a
+            // timeout won the race; the leaver had not heard) owes its co-players that
+            // ending's notice: its cause is the ending, and a fault on the ender's path
+            // since then explains a late notice as well. The deadline stays the leave's.
+            // Only a script that did end it counts (`matched`, `cancelled`), not an attempt
+            // that found it still running.
+            let (from_ms, cause) = match ended_before(cx, *loading, *at_ms) {
+                Some(ended) => {
+                    path.add_instance(&ended.host);
+                    let cause = format!(
+                        "player {leaver} closed its socket while loading {loading} at {at_ms} ms, after {} ended it ({})",
+                        ended.host, ended.target
+                    );
+                    (ended.at_ms, cause)
+                }
+                None => (
+                    *at_ms,
+                    format!("player {leaver} closed its socket while loading {loading}"),
+                ),
+            };
             for player in record.players.iter().filter(|p| *p != leaver) {
                 let Some(model) = cx.clients.get(*player) else {
                     continue;
@@ -102,8 +122,8 @@ impl Check for InTime {
                 let promise = Promise {
                     player: *player,
                     bound: "disconnect_grace",
-                    cause: format!("player {leaver} closed its socket while loading {loading}"),
-                    from_ms: *at_ms,
+                    cause: cause.clone(),
+                    from_ms,
                     deadline_ms: at_ms + cx.bounds.disconnect_grace_ms,
                     path: path.clone(),
                     what: format!("heard how loading session {loading} ended"),
@@ -113,6 +133,19 @@ impl Check for InTime {
             }
         }
     }
+}
+
+/// The script that ended `loading` in Redis by `at_ms` (a match recorded, or the session
+/// cancelled), if one did.
+fn ended_before<'a>(cx: &Cx<'a>, loading: Uuid, at_ms: u64) -> Option<&'a RedisOp> {
+    cx.history.ops.iter().find(|op| {
+        op.loading == Some(loading)
+            && op.at_ms <= at_ms
+            && matches!(
+                (op.target.as_str(), op.reply_tag.as_deref()),
+                ("finish_match", Some("matched")) | ("cancel_loading", Some("cancelled"))
+            )
+    })
 }
 
 /// `start_loading` promptly after the loading session was created.
@@ -129,10 +162,10 @@ fn start_loading(
     };
     let deadline_ms = record.created_ms + cx.bounds.prompt_ms;
     // A session that ended before its announcement was due needs none, and a connection
-    // that is not the one that holds the player (an older session's entry was grouped)
-    // is not the one to tell.
+    // whose session is not the one grouped (an older session's entry was grouped) is not
+    // the one to tell.
     if record.endings.iter().any(|e| e.at_ms <= deadline_ms)
-        || !holds_lease(cx, model, player, record.created_ms)
+        || !is_grouped_session(cx, model, record, player, record.created_ms)
     {
         return;
     }
@@ -166,7 +199,9 @@ fn match_found(
     ) else {
         return;
     };
-    if !model.loads_at(loading, matched.at_ms) || !holds_lease(cx, model, player, matched.at_ms) {
+    if !model.loads_at(loading, matched.at_ms)
+        || !is_grouped_session(cx, model, record, player, matched.at_ms)
+    {
         return;
     }
     let promise = Promise {
@@ -277,16 +312,29 @@ fn loading_end(
     judge(cx, now_ms, &promise, met, out);
 }
 
-/// Whether the client's connection open at `at_ms` took the player's lease (a lease
-/// fact on its server since it opened): only then is it the session the promise is to.
-fn holds_lease(cx: &Cx<'_>, model: &ClientModel, player: Uuid, at_ms: u64) -> bool {
+/// Whether the client's connection open at `at_ms` is the session whose entry `record`
+/// grouped: it took the player's lease (a lease fact on its server since it opened) under
+/// the grouped entry's owner token. Only then is the promise to it. A newer connection
+/// that holds the lease while an older session's entry (its cleanup failed) is grouped is
+/// not: the service never put that connection in the session, and the older session,
+/// being gone, is told nothing. Where the entry's owner was not witnessed (hand-made
+/// histories), holding the lease is enough.
+fn is_grouped_session(
+    cx: &Cx<'_>,
+    model: &ClientModel,
+    record: &LoadingRecord<'_>,
+    player: Uuid,
+    at_ms: u64,
+) -> bool {
     let Some((server, opened_ms)) = model.connection_at(at_ms) else {
         return false;
     };
-    cx.history.facts.iter().any(|record| {
-        record.host == server
-            && (opened_ms..=at_ms + cx.bounds.tick_ms).contains(&record.at_ms)
-            && matches!(&record.fact, Fact::Lease { player: p, change: LeaseChange::Taken, .. } if *p == player)
+    let grouped_owner = record.owners.and_then(|owners| owners.get(&player));
+    cx.history.facts.iter().any(|fact| {
+        fact.host == server
+            && (opened_ms..=at_ms + cx.bounds.tick_ms).contains(&fact.at_ms)
+            && matches!(&fact.fact, Fact::Lease { player: p, owner, change: LeaseChange::Taken }
+                if *p == player && grouped_owner.is_none_or(|grouped| grouped == owner))
     })
 }
 

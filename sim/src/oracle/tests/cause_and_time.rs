@@ -4,6 +4,7 @@
 use match_server::probe::{EndCause, LeaseChange};
 
 use super::*;
+use crate::oracle::history::RedisOp;
 use crate::probe::{LoadingState, Witness};
 use crate::world::EPOCH_SECS;
 
@@ -150,6 +151,103 @@ fn match_found_told_late_is_flagged() {
     liveness(&mut oracle, 2_000, &RedisView::default());
     assert!(flagged(&oracle, Invariant::InTime, Some(2)));
     assert!(!flagged(&oracle, Invariant::InTime, Some(1)));
+}
+
+/// Players 1 and 2 connect to server-0 and take their leases as sessions 71 and 72;
+/// server-0 groups player 1's entry and player 2's entry of session `owner_of_2`. Only
+/// player 1 is told `start_loading`.
+fn grouped_with_owner(owner_of_2: u128) -> Oracle {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let mut state = loading_state(&[1, 2], 3_000);
+    state.owners = [(id(1), id(71)), (id(2), id(owner_of_2))].into();
+    let created = Fact::LoadingCreated {
+        loading: id(LOADING),
+        mode: MODE.into(),
+        players: vec![id(1), id(2)],
+    };
+    oracle.facts([fact(
+        20,
+        "server-0",
+        created,
+        Some(Witness::Loading(Some(state))),
+    )]);
+    for player in [1, 2] {
+        let p = id(player);
+        oracle.client_event(p, 10, connected());
+        let taken = Fact::Lease {
+            player: p,
+            owner: id(70 + player),
+            change: LeaseChange::Taken,
+        };
+        oracle.facts([fact(11, "server-0", taken, None)]);
+    }
+    let start = ServerMessage::StartLoading {
+        loading_session_id: id(LOADING),
+    };
+    oracle.client_event(id(1), 22, ClientEvent::Received(start));
+    oracle
+}
+
+/// Goal: `start_loading` is owed to the session whose entry was grouped. A player whose
+/// current connection (holding the lease) was never grouped - an older session's entry,
+/// left behind by a failed cleanup, was - is owed nothing (seeds 1111 and 2886); the
+/// same silence towards the grouped session itself is flagged.
+#[test]
+fn start_loading_is_owed_to_the_grouped_session_only() {
+    let mut oracle = grouped_with_owner(99);
+    liveness(&mut oracle, 2_000, &RedisView::default());
+    assert!(
+        !flagged(&oracle, Invariant::InTime, None),
+        "{:?}",
+        oracle.violations()
+    );
+
+    let mut oracle = grouped_with_owner(72);
+    liveness(&mut oracle, 2_000, &RedisView::default());
+    assert!(flagged(&oracle, Invariant::InTime, Some(2)));
+}
+
+/// Goal: a leave from a session that was already matched (the leaver had not heard)
+/// owes the co-player the match's notice: a fault on the matching instance's Redis path
+/// since the match (a truncated `finish_match` reply, seed 1396) excuses it being late;
+/// without the fault it is flagged.
+#[test]
+fn leave_after_the_match_is_judged_from_the_match() {
+    for fault in [true, false] {
+        let mut oracle = loading_pair();
+        oracle.facts([ending(500, EndCause::Matched)]);
+        oracle.history_mut().ops.push(RedisOp {
+            at_ms: 500,
+            host: "server-0".into(),
+            target: "finish_match".into(),
+            loading: Some(id(LOADING)),
+            reply_tag: Some("matched".into()),
+            fault: fault.then_some("redis_truncated_reply"),
+            dropped_subscribers: false,
+            delay_ms: 0,
+            notice: None,
+            held_ms: 0,
+        });
+        if fault {
+            let scope = Scope::Instance("server-0".into());
+            oracle
+                .history_mut()
+                .fault(505, Some(505), scope, "redis_truncated_reply".into());
+        }
+        oracle.client_event(id(1), 600, closed());
+        let found = ServerMessage::MatchFound {
+            session_id: id(60),
+            server_address: "gs:1".into(),
+        };
+        oracle.client_event(id(2), 1_400, ClientEvent::Received(found));
+        liveness(&mut oracle, 2_000, &RedisView::default());
+        assert_eq!(
+            flagged(&oracle, Invariant::InTime, Some(2)),
+            !fault,
+            "{:?}",
+            oracle.violations()
+        );
+    }
 }
 
 /// Goal: `loading_timeout` told a second before the session's deadline (beyond the allowed
