@@ -6,8 +6,8 @@
 //! - [`scenario`]: what a run does, drawn from a seed by proptest strategies.
 //! - [`world`]: the turmoil world (servers, client hosts, fakes) and the fault driver.
 //! - [`player`]: simulated players, real WebSocket clients with behaviors.
-//! - [`oracle`]: the invariants, checked during and after the run; [`one_session`]
-//!   (invariant 10) and [`loading_again`] (invariant 11) judge the service's facts.
+//! - [`oracle`]: the invariants, a registry of checks (one file each) over the clients'
+//!   views, Redis, the service's facts, the faults and what the fake served.
 //! - [`fake_redis`]: the in-memory Redis that runs the service's own Lua scripts.
 //! - [`seams`]: sim clock, seeded ids, fake allocator, turmoil listener.
 //! - [`probe`]: the service's typed facts (locks, leases, ...), stamped for the oracle.
@@ -27,9 +27,7 @@ pub mod conformance;
 pub mod fake_redis;
 pub mod flow;
 pub mod html;
-pub mod loading_again;
 pub mod named;
-pub mod one_session;
 pub mod oracle;
 pub mod panics;
 pub mod player;

@@ -37,6 +37,9 @@ struct ShapeArgs {
     /// Run without any fault (pure throughput).
     #[arg(long)]
     no_faults: bool,
+    /// Also draw process stalls (an instance's Redis requests held, then applied late).
+    #[arg(long)]
+    stalls: bool,
     /// turmoil step in ms of sim time.
     #[arg(long, default_value_t = 20)]
     tick_ms: u64,
@@ -52,6 +55,7 @@ impl ShapeArgs {
             ),
             client_hosts: (2, 3),
             faults: !self.no_faults,
+            stalls: self.stalls,
         }
     }
 
@@ -79,6 +83,9 @@ impl ShapeArgs {
         }
         if self.no_faults {
             args.push("--no-faults".to_owned());
+        }
+        if self.stalls {
+            args.push("--stalls".to_owned());
         }
         args.join(" ")
     }

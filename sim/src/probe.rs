@@ -7,14 +7,13 @@
 //! and attaches it to the record (who held the player's lease when a session acted; the
 //! loading session, with its ready flags, when the service set out to end it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use match_server::probe::{Fact, Probe};
 use uuid::Uuid;
 
-use crate::oracle::LockEvent;
 use crate::seams::sim_elapsed_ms;
 
 /// One fact as the oracle reads it.
@@ -37,7 +36,8 @@ pub enum Witness {
     /// holds it), `None` when there was no lease.
     LeaseHolder(Option<String>),
     /// For an attempt to end a loading session: the session as Redis held it, `None` when
-    /// it was already gone (that attempt ended nothing).
+    /// it was already gone (that attempt ended nothing). For a loading session created: the
+    /// session right after its creation.
     Loading(Option<LoadingState>),
 }
 
@@ -48,6 +48,13 @@ pub struct LoadingState {
     pub players: Vec<Uuid>,
     /// The players whose `loading_complete` took effect (ready flag `1`).
     pub ready: BTreeSet<Uuid>,
+    /// Its deadline (unix ms of the clock of the instance that set it).
+    pub deadline_ms: u64,
+    /// Whether every player had loaded and a game server was being allocated.
+    pub allocating: bool,
+    /// For a session just created: the owner token of each player's entry as grouped (the
+    /// session its `start_loading` and `match_found` are for). Empty where not read.
+    pub owners: BTreeMap<Uuid, Uuid>,
 }
 
 /// Reads, from Redis, the witness of a fact at the instant it is reported.
@@ -84,9 +91,15 @@ impl FactLog {
 
     /// A copy of every record so far.
     pub fn records(&self) -> Vec<FactRecord> {
+        self.records_from(0)
+    }
+
+    /// A copy of the records from position `from` on (the driver hands the oracle each
+    /// record once).
+    pub fn records_from(&self, from: usize) -> Vec<FactRecord> {
         self.records
             .lock()
-            .map(|records| records.clone())
+            .map(|records| records.get(from..).unwrap_or_default().to_vec())
             .unwrap_or_default()
     }
 
@@ -125,63 +138,11 @@ impl Probe for SimProbe {
     }
 }
 
-/// The lock acquisitions and releases of a run, in order, for invariant 6.
-pub fn lock_events(records: &[FactRecord]) -> Vec<LockEvent> {
-    records
-        .iter()
-        .filter_map(|record| match &record.fact {
-            Fact::LockAcquired {
-                mode,
-                token,
-                valid_ms,
-            } => Some(LockEvent {
-                at_ms: record.at_ms,
-                mode: mode.clone(),
-                token: token.to_string(),
-                acquired_valid_ms: Some(*valid_ms),
-            }),
-            Fact::LockReleasing { mode, token } => Some(LockEvent {
-                at_ms: record.at_ms,
-                mode: mode.clone(),
-                token: token.to_string(),
-                acquired_valid_ms: None,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use match_server::probe::Act;
     use uuid::Uuid;
-
-    /// Goal: the lock check sees exactly the acquisitions and releases the service reported,
-    /// with their host, validity and token, in order.
-    #[test]
-    fn lock_facts_become_lock_events() {
-        let log = FactLog::default();
-        let probe = log.probe("server-1");
-        let token = Uuid::from_u128(7);
-        probe.record(Fact::LockAcquired {
-            mode: "m".into(),
-            token,
-            valid_ms: 1_800,
-        });
-        probe.record(Fact::LockReleasing {
-            mode: "m".into(),
-            token,
-        });
-        let records = log.records();
-        assert!(records.iter().all(|r| r.host == "server-1"));
-        let events = lock_events(&records);
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[0].acquired_valid_ms, Some(1_800));
-        assert_eq!(events[0].token, token.to_string());
-        assert_eq!(events[1].acquired_valid_ms, None);
-        assert_eq!(events[1].mode, "m");
-    }
 
     /// A reader that answers every act with a fixed lease holder.
     #[derive(Debug)]

@@ -65,14 +65,40 @@ impl WitnessReader for RedisWitness {
                     self.peek(|fake| fake.with_data(|data| data.hash(&key).map(loading_state)));
                 Some(Witness::Loading(state))
             }
+            Fact::LoadingCreated { loading, .. } => {
+                let key = self.keys.loading(*loading);
+                let players_key = self.keys.players();
+                let state = self.peek(|fake| {
+                    fake.with_data(|data| {
+                        let mut state = data.hash(&key).map(loading_state)?;
+                        if let Some(entries) = data.hash(&players_key) {
+                            state.owners = entry_owners(&state.players, entries);
+                        }
+                        Some(state)
+                    })
+                });
+                Some(Witness::Loading(state))
+            }
             _ => None,
         }
     }
 }
 
+/// The owner token of each of `players`' entries in the players hash `entries`.
+fn entry_owners(players: &[Uuid], entries: &BTreeMap<Vec<u8>, Vec<u8>>) -> BTreeMap<Uuid, Uuid> {
+    players
+        .iter()
+        .filter_map(|player| {
+            let raw = entries.get(player.to_string().as_bytes())?;
+            Some((*player, PlayerEntry::decode(raw)?.owner))
+        })
+        .collect()
+}
+
 /// A loading hash's players and ready flags.
 fn loading_state(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingState {
-    let players = loading(fields).players;
+    let view = loading(fields);
+    let players = view.players;
     let ready = players
         .iter()
         .filter(|player| {
@@ -83,7 +109,13 @@ fn loading_state(fields: &BTreeMap<Vec<u8>, Vec<u8>>) -> LoadingState {
         })
         .copied()
         .collect();
-    LoadingState { players, ready }
+    LoadingState {
+        players,
+        ready,
+        deadline_ms: view.deadline_ms,
+        allocating: view.state == "allocating",
+        owners: BTreeMap::new(),
+    }
 }
 
 /// The matchmaking data under `prefix` as the oracle needs it, read in place (no copy of

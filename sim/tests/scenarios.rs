@@ -287,6 +287,10 @@ fn regressions() -> Vec<(String, String)> {
 /// (skewed clocks) and 7350 (a failing clock) a player who had not loaded is removed even
 /// though its entry's lease had run out, instead of being re-enqueued by its session; and in
 /// 345540 an enqueue retried after a lost reply counts as a new attempt from when it lands.
+/// In 1111 P1's old session's entry (its cleanup failed with its server's clock) is grouped
+/// while P1's new connection meets `player_busy`: that connection is owed no
+/// `start_loading` until it is grouped itself. In 1396 P6's `match_found` is late after a
+/// truncated `finish_match` reply, and P3's leave after the match is judged from the match.
 #[test]
 fn frozen_regressions_pass_for_the_right_reason() {
     let timelines: std::collections::BTreeMap<String, String> = regressions().into_iter().collect();
@@ -329,6 +333,15 @@ fn frozen_regressions_pass_for_the_right_reason() {
     assert_eq!(lines_with(clock, &["P0 <- match_found"]).len(), 1); // 345540: P4's server crashed while it was loading; its reconnection's enqueue is
     // retried after a truncated reply and lands after the timeout removed the crashed
     // session's entry - a new attempt, so grouping it again is legal.
+    let ghost = timeline("seed-1111");
+    assert!(!lines_with(ghost, &["P1 <- error player_busy"]).is_empty());
+    assert_eq!(
+        lines_with(ghost, &["P1 <- start_loading"]).len(),
+        3,
+        "{ghost}"
+    );
+    let truncated = timeline("seed-1396");
+    assert_eq!(lines_with(truncated, &["P6 <- match_found"]).len(), 1);
     let retried = timeline("seed-345540");
     assert_eq!(
         lines_with(

@@ -31,6 +31,7 @@ mod follow;
 mod glob;
 mod lua_host;
 mod lua_lib;
+mod observe;
 mod pubsub;
 mod scan;
 mod store;
@@ -51,6 +52,7 @@ pub use faults::{FaultKind, FaultPlan, ScheduledFault};
 pub use follow::{CHOICE_COMMANDS, Recorded};
 pub use glob::glob_match;
 pub use lua_lib::DEFAULT_SCRIPT_INSTRUCTIONS;
+pub use observe::{Observer, Served};
 pub use pubsub::{FakeSubscription, SUBSCRIBER_BUFFER_MESSAGES};
 pub use time::{ManualClock, TimeSource};
 
@@ -100,6 +102,9 @@ pub enum FakeRedisError {
 pub struct FakeRedis {
     /// The server every clone talks to.
     shared: Arc<Shared>,
+    /// The instance this handle serves (see [`FakeRedis::for_client`]): faults, stalls and
+    /// the observer are told who sent each request. `None` for an untagged handle.
+    client: Option<Arc<str>>,
 }
 
 /// The parts of the server shared by clones.
@@ -123,6 +128,14 @@ struct State {
     faults: FaultState,
     /// Top-level commands received (scripts count once), for the simulation's report.
     commands_executed: u64,
+    /// Told about every request served through the Store seam, if set.
+    observer: Option<Arc<dyn Observer>>,
+    /// Instances whose requests are held (a stall), with the requests held so far, in the
+    /// order they were sent.
+    stalls: BTreeMap<String, Vec<store::Held>>,
+    /// How long an instance waits for a held request's reply before it gives up with a
+    /// timeout (its effect still lands when the stall ends); `None`: it waits for good.
+    response_timeout_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for FakeRedis {
@@ -156,6 +169,9 @@ impl FakeRedis {
             lua,
             faults: FaultState::new(fault_rng),
             commands_executed: 0,
+            observer: None,
+            stalls: BTreeMap::new(),
+            response_timeout_ms: None,
         };
         let shared = Shared {
             state: Mutex::new(state),
@@ -164,7 +180,33 @@ impl FakeRedis {
         };
         Ok(Self {
             shared: Arc::new(shared),
+            client: None,
         })
+    }
+
+    /// A handle on the same server for the instance `client`: requests through it are
+    /// reported to the observer as that instance's, and held while it is stalled.
+    pub fn for_client(&self, client: &str) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            client: Some(Arc::from(client)),
+        }
+    }
+
+    /// The instance this handle serves, empty for an untagged handle.
+    fn client_name(&self) -> &str {
+        self.client.as_deref().unwrap_or_default()
+    }
+
+    /// Sets the observer told about every request served through the Store seam.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        self.lock().observer = Some(observer);
+    }
+
+    /// Sets how long an instance waits for a held request (the service's Redis command
+    /// timeout, which the real client enforces).
+    pub fn set_response_timeout_ms(&self, timeout_ms: u64) {
+        self.lock().response_timeout_ms = Some(timeout_ms);
     }
 
     /// The seed this fake was built with.

@@ -2,14 +2,17 @@
 //! through the same code as [`FakeRedis::execute`], wrapped in fault injection. Replies
 //! reach the service as `RedisStore` hands them over (nested errors lifted).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use match_server::scripts::Script;
 use match_server::store::{Reply, Store, StoreError, Subscription};
+use tokio::sync::oneshot;
 
 use super::faults::{Decision, FaultKind};
-use super::{FakeRedis, State, server_error};
+use super::observe::Served;
+use super::{DataView, FakeRedis, State, server_error};
 
 /// One request from the service.
 enum Request<'a> {
@@ -17,8 +20,12 @@ enum Request<'a> {
     Command(Vec<Vec<u8>>),
     /// A script run (EVALSHA falling back to the source).
     Script {
-        /// The script, with its source and SHA1.
-        script: &'a Script,
+        /// The script's name.
+        name: &'static str,
+        /// Its SHA1.
+        sha1: Cow<'a, str>,
+        /// Its source.
+        source: Cow<'a, str>,
         /// KEYS.
         keys: Vec<Vec<u8>>,
         /// ARGV.
@@ -34,8 +41,58 @@ impl Request<'_> {
                 .first()
                 .map(|name| String::from_utf8_lossy(name).to_ascii_uppercase())
                 .unwrap_or_default(),
-            Self::Script { script, .. } => script.name.to_owned(),
+            Self::Script { name, .. } => (*name).to_owned(),
         }
+    }
+
+    /// The request with everything it borrows copied, so a stall can hold it.
+    fn into_owned(self) -> Request<'static> {
+        match self {
+            Self::Command(args) => Request::Command(args),
+            Self::Script {
+                name,
+                sha1,
+                source,
+                keys,
+                args,
+            } => Request::Script {
+                name,
+                sha1: Cow::Owned(sha1.into_owned()),
+                source: Cow::Owned(source.into_owned()),
+                keys,
+                args,
+            },
+        }
+    }
+
+    /// (KEYS, arguments) as an observer reads them: a command's arguments after its name.
+    fn parts(&self) -> (&[Vec<u8>], &[Vec<u8>]) {
+        match self {
+            Self::Command(args) => (&[], args.get(1..).unwrap_or_default()),
+            Self::Script { keys, args, .. } => (keys, args),
+        }
+    }
+}
+
+/// What a held request's sender gets back when the stall ends: the reply and its delay.
+type Outcome = (Result<Reply, StoreError>, Option<Duration>);
+
+/// A request a stall holds: it takes effect, in the order held, when the stall ends.
+pub(super) struct Held {
+    /// The request.
+    request: Request<'static>,
+    /// When it was sent (the fake's unix ms).
+    since_ms: u64,
+    /// Where its outcome goes (the sender may have given up by then).
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("target", &self.request.target())
+            .field("since_ms", &self.since_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,17 +108,100 @@ fn command(args: &[&str]) -> Request<'static> {
 
 impl FakeRedis {
     /// Runs a request with faults: decides them, applies the effect (or not), corrupts or
-    /// delays the reply. The lock is released before any delay.
+    /// delays the reply. The lock is released before any delay. While this handle's
+    /// instance is stalled the request is held instead, and takes effect when the stall
+    /// ends; its sender gives up after the response timeout, as a real client does.
     async fn request(&self, request: Request<'_>) -> Result<Reply, StoreError> {
-        let (result, delay) = self.request_now(&request);
+        let (result, delay) = match self.hold(request) {
+            Ok((receiver, timeout_ms)) => return Self::wait_held(receiver, timeout_ms).await,
+            Err(request) => self.request_now(self.client_name(), &request, 0),
+        };
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
         result
     }
 
-    /// The synchronous part of [`request`](Self::request).
-    fn request_now(&self, request: &Request<'_>) -> (Result<Reply, StoreError>, Option<Duration>) {
+    /// Holds `request` when this handle's instance is stalled (returning where its outcome
+    /// will come and the response timeout); hands it back otherwise.
+    #[allow(clippy::type_complexity)]
+    fn hold<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> Result<(oneshot::Receiver<Outcome>, Option<u64>), Request<'a>> {
+        let Some(client) = self.client.as_deref() else {
+            return Err(request);
+        };
+        let now_ms = self.now_ms();
+        let mut state = self.lock();
+        let timeout_ms = state.response_timeout_ms;
+        let Some(held) = state.stalls.get_mut(client) else {
+            return Err(request);
+        };
+        let (sender, receiver) = oneshot::channel();
+        held.push(Held {
+            request: request.into_owned(),
+            since_ms: now_ms,
+            reply: sender,
+        });
+        Ok((receiver, timeout_ms))
+    }
+
+    /// Waits for a held request's outcome, at most `timeout_ms`.
+    async fn wait_held(
+        receiver: oneshot::Receiver<Outcome>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Reply, StoreError> {
+        let outcome = match timeout_ms {
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), receiver).await {
+                Ok(outcome) => outcome,
+                Err(_) => return Err(StoreError::Timeout(ms)),
+            },
+            None => receiver.await,
+        };
+        let Ok((result, delay)) = outcome else {
+            return Err(StoreError::Unavailable(
+                "the fake dropped a held request".into(),
+            ));
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        result
+    }
+
+    /// Stalls the instance `client`: its requests are held from now on.
+    pub fn stall(&self, client: &str) {
+        self.lock().stalls.entry(client.to_owned()).or_default();
+    }
+
+    /// Whether the instance `client` is stalled.
+    pub fn is_stalled(&self, client: &str) -> bool {
+        self.lock().stalls.contains_key(client)
+    }
+
+    /// Ends the stall of `client`: its held requests take effect now, in the order they
+    /// were sent, and their senders get their replies (if they still wait). Returns how
+    /// many were held.
+    pub fn release(&self, client: &str) -> usize {
+        let held = self.lock().stalls.remove(client).unwrap_or_default();
+        let count = held.len();
+        for item in held {
+            let held_ms = self.now_ms().saturating_sub(item.since_ms);
+            let outcome = self.request_now(client, &item.request, held_ms);
+            let _ = item.reply.send(outcome);
+        }
+        count
+    }
+
+    /// The synchronous part of [`request`](Self::request), for `client`'s request that a
+    /// stall held `held_ms`.
+    fn request_now(
+        &self,
+        client: &str,
+        request: &Request<'_>,
+        held_ms: u64,
+    ) -> (Result<Reply, StoreError>, Option<Duration>) {
         let now_ms = self.now_ms();
         let mut state = self.lock();
         state.commands_executed += 1;
@@ -81,16 +221,34 @@ impl FakeRedis {
                 .faults
                 .decide(matches!(request, Request::Script { .. })),
         };
-        state.apply_subscriber_drop(decision);
+        let dropped = state.apply_subscriber_drop(decision);
+        let mut served = Served {
+            client,
+            now_ms,
+            target: &target,
+            keys: request.parts().0,
+            args: request.parts().1,
+            result: None,
+            fault: None,
+            delay_ms: 0,
+            held_ms,
+            dropped_subscribers: dropped,
+        };
         if decision.kind == Some(FaultKind::ErrorBeforeEffect) {
             state.faults.record(FaultKind::ErrorBeforeEffect);
+            served.fault = Some(FaultKind::ErrorBeforeEffect);
+            state.observe(&served, now_ms);
             return (Err(injected(FaultKind::ErrorBeforeEffect)), None);
         }
         let result = match request {
             Request::Command(args) => state.execute(args, now_ms),
-            Request::Script { script, keys, args } => {
-                state.run_script(&script.sha1, script.source.as_bytes(), keys, args, now_ms)
-            }
+            Request::Script {
+                sha1,
+                source,
+                keys,
+                args,
+                ..
+            } => state.run_script(sha1, source.as_bytes(), keys, args, now_ms),
         }
         .map_err(server_error)
         .and_then(lift_nested_error);
@@ -100,7 +258,12 @@ impl FakeRedis {
             decision.kind = Some(fault.kind);
             element = fault.element;
         }
-        state.strike(decision.kind, element, result)
+        let (result, delay, struck) = state.strike(decision.kind, element, result);
+        served.result = Some(&result);
+        served.fault = struck;
+        served.delay_ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        state.observe(&served, now_ms);
+        (result, delay)
     }
 
     /// Runs a request and expects a bulk string or nil.
@@ -124,38 +287,57 @@ impl FakeRedis {
 }
 
 impl State {
-    /// Applies the fault decided for a request whose effect already happened.
+    /// Applies the fault decided for a request whose effect already happened; returns the
+    /// reply, its delay and the fault that struck (a reply fault only when it applied).
     fn strike(
         &mut self,
         kind: Option<FaultKind>,
         element: Option<usize>,
         mut result: Result<Reply, StoreError>,
-    ) -> (Result<Reply, StoreError>, Option<Duration>) {
+    ) -> (
+        Result<Reply, StoreError>,
+        Option<Duration>,
+        Option<FaultKind>,
+    ) {
         match kind {
             Some(FaultKind::ErrorAfterEffect) => {
                 self.faults.record(FaultKind::ErrorAfterEffect);
-                (Err(injected(FaultKind::ErrorAfterEffect)), None)
+                let error = Err(injected(FaultKind::ErrorAfterEffect));
+                (error, None, kind)
             }
             Some(FaultKind::SlowReply) => {
                 self.faults.record(FaultKind::SlowReply);
-                (result, Some(self.faults.slow_delay()))
+                (result, Some(self.faults.slow_delay()), kind)
             }
             Some(kind) if kind.is_reply_fault() => {
-                if let Ok(reply) = &mut result
+                let struck = if let Ok(reply) = &mut result
                     && self.faults.corrupt(kind, reply, element)
                 {
                     self.faults.record(kind);
-                }
-                (result, None)
+                    Some(kind)
+                } else {
+                    None
+                };
+                (result, None, struck)
             }
-            _ => (result, None),
+            _ => (result, None, None),
         }
     }
 
-    /// Drops live subscriptions when the decision says so, counting it only if any ended.
-    fn apply_subscriber_drop(&mut self, decision: Decision) {
-        if decision.drop_subscribers && self.core.pubsub.drop_all() > 0 {
+    /// Drops live subscriptions when the decision says so, counting it only if any ended;
+    /// returns whether any did.
+    fn apply_subscriber_drop(&mut self, decision: Decision) -> bool {
+        let dropped = decision.drop_subscribers && self.core.pubsub.drop_all() > 0;
+        if dropped {
             self.faults.record(FaultKind::SubscriberDrop);
+        }
+        dropped
+    }
+
+    /// Tells the observer, if any, about a served request.
+    fn observe(&self, served: &Served<'_>, now_ms: u64) {
+        if let Some(observer) = &self.observer {
+            observer.served(served, &DataView::new(&self.core.db, now_ms));
         }
     }
 }
@@ -203,7 +385,14 @@ impl Store for FakeRedis {
     ) -> Result<Reply, StoreError> {
         let keys = keys.iter().map(|key| key.as_bytes().to_vec()).collect();
         let args = args.iter().map(|arg| arg.as_bytes().to_vec()).collect();
-        self.request(Request::Script { script, keys, args }).await
+        self.request(Request::Script {
+            name: script.name,
+            sha1: Cow::Borrowed(&script.sha1),
+            source: Cow::Borrowed(&script.source),
+            keys,
+            args,
+        })
+        .await
     }
 
     async fn set_nx_px(&self, key: &str, value: &str, ttl_ms: u64) -> Result<bool, StoreError> {
@@ -270,8 +459,8 @@ impl Store for FakeRedis {
             let mut state = self.lock();
             state.commands_executed += 1;
             let decision = state.faults.decide(false);
-            state.apply_subscriber_drop(decision);
-            match decision.kind {
+            let dropped = state.apply_subscriber_drop(decision);
+            let (result, delay) = match decision.kind {
                 Some(FaultKind::ErrorBeforeEffect) => {
                     state.faults.record(FaultKind::ErrorBeforeEffect);
                     (Err(injected(FaultKind::ErrorBeforeEffect)), None)
@@ -291,7 +480,30 @@ impl Store for FakeRedis {
                     )
                 }
                 _ => (Ok(state.core.pubsub.psubscribe(pattern.as_bytes())), None),
-            }
+            };
+            let args = [pattern.as_bytes().to_vec()];
+            let struck = decision.kind.filter(|kind| {
+                matches!(
+                    kind,
+                    FaultKind::ErrorBeforeEffect
+                        | FaultKind::ErrorAfterEffect
+                        | FaultKind::SlowReply
+                )
+            });
+            let served = Served {
+                client: self.client_name(),
+                now_ms: self.now_ms(),
+                target: "PSUBSCRIBE",
+                keys: &[],
+                args: &args,
+                result: None,
+                fault: struck,
+                delay_ms: delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                held_ms: 0,
+                dropped_subscribers: dropped,
+            };
+            state.observe(&served, served.now_ms);
+            (result, delay)
         };
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;

@@ -7,6 +7,8 @@
 //! servers did instead - every act for the player under the acting session's own lease
 //! (see `one_session`).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -14,6 +16,8 @@ use match_server::protocol::{ErrorCode, ServerMessage};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Ws, connect_ws, describe};
+use crate::oracle::{ClientEvent, Oracle};
+use crate::seams::sim_elapsed_ms;
 use crate::trace::{Source, TraceLog};
 
 /// How long the client waits for a refusal: longer than the slowest Redis reply a seed
@@ -36,6 +40,10 @@ pub struct Duplicate {
     pub host: String,
     /// The run's trace.
     pub log: TraceLog,
+    /// The player (the oracle judges the refusal code it hears).
+    pub player: uuid::Uuid,
+    /// The run's oracle.
+    pub oracle: Rc<RefCell<Oracle>>,
 }
 
 /// How the server treated the second connection.
@@ -62,8 +70,19 @@ impl Duplicate {
             self.note("cannot connect".into());
             return;
         };
+        let opened_ms = sim_elapsed_ms();
         let wait = Duration::from_millis(VERDICT_WAIT_MS);
-        let verdict = tokio::time::timeout(wait, verdict(&mut ws))
+        let heard = |message: &ServerMessage| {
+            let event = ClientEvent::DuplicateReceived {
+                server: self.host.clone(),
+                opened_ms,
+                message: message.clone(),
+            };
+            self.oracle
+                .borrow_mut()
+                .client_event(self.player, sim_elapsed_ms(), event);
+        };
+        let verdict = tokio::time::timeout(wait, verdict(&mut ws, heard))
             .await
             .unwrap_or(Verdict::Silent);
         match verdict {
@@ -85,12 +104,17 @@ async fn drain(ws: &mut Ws) {
     while let Some(Ok(_)) = ws.next().await {}
 }
 
-/// Reads until the server says something that decides the connection's fate.
-async fn verdict(ws: &mut Ws) -> Verdict {
+/// Reads until the server says something that decides the connection's fate; `heard` is
+/// told the frame that decided it.
+async fn verdict(ws: &mut Ws, heard: impl Fn(&ServerMessage)) -> Verdict {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
-                return match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                let message = serde_json::from_str::<ServerMessage>(text.as_str());
+                if let Ok(message) = &message {
+                    heard(message);
+                }
+                return match message {
                     Ok(ServerMessage::Error {
                         code: ErrorCode::SessionExists,
                         ..

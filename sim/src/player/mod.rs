@@ -100,10 +100,16 @@ enum Action {
 
 /// How one connection ended.
 enum Ending {
-    /// The player left for good.
+    /// The player closed its socket and left for good.
     ForGood,
-    /// Come back after this long.
-    Reconnect(u64),
+    /// Come back after this long; `closed` when the player closed its socket itself (the
+    /// server saw a close), false when the connection was lost or went silent.
+    Reconnect {
+        /// When to come back (ms).
+        after_ms: u64,
+        /// Whether the client closed the socket.
+        closed: bool,
+    },
 }
 
 /// What the player believes, to decide its retries.
@@ -156,6 +162,14 @@ impl Player {
             .client_event(self.id, sim_elapsed_ms(), event);
     }
 
+    /// A connection that ended without the client closing it: come back soon.
+    fn lost(&mut self) -> Ending {
+        Ending::Reconnect {
+            after_ms: self.rng.random_range(300..800),
+            closed: false,
+        }
+    }
+
     fn before_heal(&self) -> bool {
         sim_elapsed_ms() < self.heal_at_ms
     }
@@ -175,19 +189,28 @@ impl Player {
             };
             match self.play(ws, first, &mut rounds_left).await {
                 Ending::ForGood => {
-                    self.observe(ClientEvent::Disconnected { for_good: true });
+                    self.observe(ClientEvent::Disconnected {
+                        for_good: true,
+                        closed: true,
+                    });
                     self.note("leaves for good".into());
                     return;
                 }
-                Ending::Reconnect(after_ms) => {
+                Ending::Reconnect { after_ms, closed } => {
                     // Some players give up when their connection breaks during the faults;
                     // their entries must then die with their lease, never be matched.
                     if self.before_heal() && self.plan.quits_on_loss {
-                        self.observe(ClientEvent::Disconnected { for_good: true });
+                        self.observe(ClientEvent::Disconnected {
+                            for_good: true,
+                            closed,
+                        });
                         self.note("gives up after losing the connection".into());
                         return;
                     }
-                    self.observe(ClientEvent::Disconnected { for_good: false });
+                    self.observe(ClientEvent::Disconnected {
+                        for_good: false,
+                        closed,
+                    });
                     tokio::time::sleep(Duration::from_millis(after_ms)).await;
                 }
             }
@@ -203,7 +226,9 @@ impl Player {
             Some(_) => {
                 self.note(format!("connected to {host}"));
                 self.log.player_connected(self.index, &host);
-                self.observe(ClientEvent::Connected);
+                self.observe(ClientEvent::Connected {
+                    server: host.clone(),
+                });
             }
             None => self.note(format!("cannot connect to {host}")),
         }
@@ -282,7 +307,7 @@ impl Player {
                 () = sleep_until(next_at) => None,
                 () = tokio::time::sleep_until(silence_at) => {
                     self.note("hears nothing from the server; reconnects".into());
-                    return Ending::Reconnect(self.rng.random_range(300..800));
+                    return self.lost();
                 }
             };
             if matches!(wake, Some(Some(Ok(_)))) {
@@ -305,12 +330,12 @@ impl Player {
                     self.log.player_frame(self.index, FlowKind::Close, || {
                         format!("closed by server (code {code})")
                     });
-                    return Ending::Reconnect(self.rng.random_range(300..800));
+                    return self.lost();
                 }
                 Some(Some(Ok(_))) => {}
                 Some(Some(Err(_)) | None) => {
                     self.note("connection lost".into());
-                    return Ending::Reconnect(self.rng.random_range(300..800));
+                    return self.lost();
                 }
                 None => {
                     if actions.is_empty() {
@@ -510,7 +535,10 @@ impl Player {
                 return Some(if for_good {
                     Ending::ForGood
                 } else {
-                    Ending::Reconnect(reconnect_after_ms)
+                    Ending::Reconnect {
+                        after_ms: reconnect_after_ms,
+                        closed: true,
+                    }
                 });
             }
             Action::Garbage => {
@@ -555,6 +583,8 @@ impl Player {
                         token: self.token.clone(),
                         host,
                         log: self.log.clone(),
+                        player: self.id,
+                        oracle: self.oracle.clone(),
                     };
                     tokio::task::spawn_local(second.run());
                 }

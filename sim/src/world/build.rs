@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use super::{MAX_CLOCK_SKEW_MS, RunConfig};
 use crate::fake_redis::{FakeRedis, FaultPlan};
-use crate::oracle::{Bounds, Oracle};
+use crate::oracle::{Bounds, Oracle, WorldTiming};
 use crate::player::{Player, SERVER_PORT};
 use crate::probe::FactLog;
 use crate::scenario::Scenario;
@@ -33,28 +33,15 @@ pub struct ServerHandle {
 
 /// The oracle's bounds for the simulation's settings.
 pub fn bounds(settings: &Settings, config: &RunConfig) -> Bounds {
-    let t = &settings.timing;
-    Bounds {
-        disconnect_grace_ms: 2_000,
-        crash_grace_ms: t.lease_ttl_ms + 2 * t.sweep_interval_ms + 2_000,
-        stale_slack_ms: 2 * t.sweep_interval_ms + 2_000,
-        tick_ms: config.tick_ms,
-        lease_slack_ms: MAX_CLOCK_SKEW_MS + config.check_every_ms + config.tick_ms,
-        players_per_mode: settings
-            .modes
-            .iter()
-            .map(|m| {
-                (
-                    m.name.clone(),
-                    usize::try_from(m.players).unwrap_or(usize::MAX),
-                )
-            })
-            .collect(),
-        match_bound_ms: t.loading_timeout_ms
-            + 2 * t.allocation_timeout_ms
-            + 4 * t.match_interval_ms
-            + t.lease_ttl_ms,
-    }
+    Bounds::new(
+        settings,
+        WorldTiming {
+            tick_ms: config.tick_ms,
+            check_every_ms: config.check_every_ms,
+            max_latency_ms: u64::from(crate::scenario::MAX_LATENCY_MS),
+            max_clock_skew_ms: MAX_CLOCK_SKEW_MS,
+        },
+    )
 }
 
 /// The fake Redis's fault plan from the scenario's per-mille rates.
@@ -90,7 +77,8 @@ pub fn start_servers(
         let clock = SimClock::default();
         let shutdown = Arc::new(Notify::new());
         let ids = Arc::new(SimIds::new(scenario.seed.wrapping_add(index as u64 + 1)));
-        let (settings, fake, allocator) = (settings.clone(), fake.clone(), allocator.clone());
+        let (settings, allocator) = (settings.clone(), allocator.clone());
+        let fake = fake.for_client(&name);
         let (log, host_name) = (log.clone(), name.clone());
         let (host_clock, host_shutdown) = (clock.clone(), shutdown.clone());
         let probe = Arc::new(facts.probe(&name));
@@ -148,7 +136,7 @@ pub fn start_clients(
                 .unwrap_or_default();
             oracle
                 .borrow_mut()
-                .add_player(*id, &mode, plan.behavior.completes_loading());
+                .add_player(*id, &mode, &name, plan.behavior.completes_loading());
             players.push(Player {
                 index,
                 id: *id,

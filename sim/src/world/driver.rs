@@ -13,11 +13,12 @@ use match_server::config::Settings;
 
 use super::build::{self, ServerHandle};
 use super::events::{WorldEvent, schedule};
+use super::observe::RedisLog;
 use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
 use crate::fake_redis::FakeRedis;
-use crate::oracle::{Invariant, Oracle};
+use crate::oracle::{Invariant, Oracle, Scope};
 use crate::panics;
-use crate::probe::{self, FactLog};
+use crate::probe::FactLog;
 use crate::redis_view::{self, RedisWitness};
 use crate::scenario::Scenario;
 use crate::seams::SimAllocator;
@@ -48,6 +49,18 @@ struct Driver<'a> {
     facts: FactLog,
     faults: BTreeMap<String, u64>,
     heal_ms: u64,
+    /// How many fact records the oracle has been handed.
+    facts_seen: usize,
+    /// What the fake served, not handed to the oracle yet.
+    redis_log: Arc<RedisLog>,
+}
+
+/// The network between a client host and a server, as a fault's scope.
+fn link(client: &str, server: &str) -> Scope {
+    Scope::Link {
+        client_host: client.to_owned(),
+        server: server.to_owned(),
+    }
 }
 
 /// Builds the world for `scenario`, runs it and returns the verdict.
@@ -75,16 +88,16 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
         }
         if now_ms >= end_ms && !budget_over {
             budget_over = true;
-            driver.oracle.borrow_mut().check_match_in_time(now_ms);
+            driver.oracle.borrow_mut().at_budget_end(now_ms);
         }
-        if budget_over && (now_ms >= end_ms + IN_FLIGHT_GRACE_MS || !driver.views_differ()) {
+        if budget_over && (now_ms >= end_ms + IN_FLIGHT_GRACE_MS || !driver.in_flight()) {
             break;
         }
         if panics::any() || !driver.step(now_ms) {
             break;
         }
     }
-    driver.finish(scenario, budget_over)
+    driver.finish(scenario)
 }
 
 impl<'a> Driver<'a> {
@@ -106,6 +119,9 @@ impl<'a> Driver<'a> {
         let fake = FakeRedis::new(scenario.seed, move || time.now_ms())
             .map_err(|error| format!("fake Redis failed to start: {error}"))?;
         fake.set_fault_plan(build::fault_plan(scenario));
+        let redis_log = RedisLog::new(&settings.key_prefix);
+        fake.set_observer(redis_log.clone());
+        fake.set_response_timeout_ms(settings.timing.redis_command_timeout_ms);
         for fault in &scenario.faults.scheduled {
             fake.schedule_fault(fault.clone());
         }
@@ -144,6 +160,8 @@ impl<'a> Driver<'a> {
             facts,
             faults: BTreeMap::new(),
             heal_ms,
+            facts_seen: 0,
+            redis_log,
         })
     }
 
@@ -165,16 +183,42 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Hands the oracle what the fake served and the facts reported since the last time.
+    fn hand_over(&mut self) {
+        let records = self.facts.records_from(self.facts_seen);
+        self.facts_seen += records.len();
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.redis_ops(self.redis_log.take());
+        oracle.facts(records);
+    }
+
+    /// Records a fault of the world in the oracle's history: it begins now and lasts until
+    /// `to_ms`, or until [`Self::fault_ends`] (or the heal) when `None`.
+    fn fault_begins(&self, now_ms: u64, to_ms: Option<u64>, scope: Scope, what: &str) {
+        let mut oracle = self.oracle.borrow_mut();
+        oracle
+            .history_mut()
+            .fault(now_ms, to_ms, scope, what.to_owned());
+    }
+
+    /// Ends the open faults `what` of `scope`.
+    fn fault_ends(&self, now_ms: u64, scope: &Scope, what: &str) {
+        let mut oracle = self.oracle.borrow_mut();
+        oracle.history_mut().end_fault(now_ms, scope, what);
+    }
+
     /// Lets the oracle look at Redis; true when the healed world is at rest.
     fn inspect(&mut self, now_ms: u64) -> bool {
+        self.hand_over();
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let timing = &self.settings.timing;
         let settle_ms = timing.lease_ttl_ms + timing.sweep_interval_ms + 1_000;
         let settled = now_ms >= self.heal_ms + settle_ms;
         let mut oracle = self.oracle.borrow_mut();
-        oracle.check_redis(now_ms, &view, settled);
+        oracle.snapshot(now_ms, &view, settled);
         let at_rest = settled && oracle.is_at_rest(now_ms, &view, REST_MS);
         if at_rest {
+            oracle.at_rest(now_ms, &view);
             self.log.note_at(
                 now_ms,
                 "world",
@@ -185,26 +229,20 @@ impl<'a> Driver<'a> {
         at_rest
     }
 
-    /// Whether some connected client's view differs from Redis right now.
-    fn views_differ(&self) -> bool {
+    /// Whether some connected client's view differs from Redis right now in a way a
+    /// notice in flight may resolve.
+    fn in_flight(&self) -> bool {
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
-        self.oracle.borrow().views_differ(&view)
+        self.oracle.borrow().in_flight(&view)
     }
 
-    /// Liveness (invariant 8 unless the budget's end judged it already), the lock history
-    /// and the facts of the run, then the counts for the report.
-    fn finish(self, scenario: &Scenario, match_in_time_judged: bool) -> Outcome {
+    /// The oracle's final verdict over the whole run, then the counts for the report.
+    fn finish(mut self, scenario: &Scenario) -> Outcome {
         let now_ms = self.now_ms();
+        self.hand_over();
         let view = redis_view::from_fake(&self.fake, &self.settings.key_prefix);
         let mut oracle = self.oracle.borrow_mut();
-        if !match_in_time_judged {
-            oracle.check_match_in_time(now_ms);
-        }
-        oracle.check_no_one_lost(now_ms, &view);
-        let records = self.facts.records();
-        oracle.check_locks(&probe::lock_events(&records));
-        // No fault of today's model ends a loading session by itself (see `loading_again`).
-        oracle.check_facts(&records, &[]);
+        oracle.finish(now_ms, &view);
         let mut faults = self.faults.clone();
         for (kind, count) in self.fake.fault_counts() {
             *faults.entry(format!("redis_{kind}")).or_default() += count;
@@ -219,7 +257,7 @@ impl<'a> Driver<'a> {
         }
         Outcome {
             violations: oracle.violations().to_vec(),
-            checks: oracle.checks,
+            checks: oracle.checks_made,
             faults,
             sim_ms: now_ms,
             matches: self.allocator.allocations.load(Ordering::Relaxed),
@@ -238,10 +276,13 @@ impl<'a> Driver<'a> {
             WorldEvent::Partition { client, server } => {
                 self.sim.hold(client.as_str(), server.as_str());
                 self.count("network_partition");
+                let scope = link(client, server);
+                self.fault_begins(now_ms, None, scope, "network_partition");
                 Some(format!("partition {client} <-> {server}"))
             }
             WorldEvent::Repair { client, server } => {
                 self.sim.release(client.as_str(), server.as_str());
+                self.fault_ends(now_ms, &link(client, server), "network_partition");
                 Some(format!("repair {client} <-> {server}"))
             }
             WorldEvent::ClockFail { server } => self.clock(*server, Some(true), None),
@@ -252,14 +293,68 @@ impl<'a> Driver<'a> {
             WorldEvent::Crash { server } => self.crash(*server),
             WorldEvent::Shutdown { server } => self.shutdown(*server),
             WorldEvent::Restart { server } => self.restart(*server),
+            WorldEvent::Stall { server } => self.stall(*server, true),
+            WorldEvent::Resume { server } => self.stall(*server, false),
             WorldEvent::Heal => {
                 self.heal();
                 Some("faults heal: the world runs quiet".to_owned())
             }
         };
+        self.record_fault(event, now_ms, text.is_some());
         super::marks::record(&self.log, now_ms, event, text.as_deref());
         if let Some(text) = text {
             self.log.note_at(now_ms, "world", Source::World, text);
+        }
+    }
+
+    /// Records the fault windows of an instance-wide event in the oracle's history
+    /// (partitions record their own); `applied` is false for an event that changed nothing.
+    fn record_fault(&self, event: &WorldEvent, now_ms: u64, applied: bool) {
+        let instance = |index: &usize| Scope::Instance(format!("server-{index}"));
+        match event {
+            _ if !applied => {}
+            WorldEvent::ClockFail { server } => {
+                self.fault_begins(now_ms, None, instance(server), "clock_failure")
+            }
+            WorldEvent::ClockRecover { server } => {
+                self.fault_ends(now_ms, &instance(server), "clock_failure")
+            }
+            WorldEvent::ClockJump { server, .. } => {
+                self.fault_begins(now_ms, None, instance(server), "clock_jump")
+            }
+            WorldEvent::Crash { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_crash")
+            }
+            WorldEvent::Shutdown { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_shutdown")
+            }
+            WorldEvent::Restart { server } => {
+                self.fault_ends(now_ms, &instance(server), "server_");
+            }
+            WorldEvent::Stall { server } => {
+                self.fault_begins(now_ms, None, instance(server), "server_stall")
+            }
+            WorldEvent::Resume { server } => {
+                self.fault_ends(now_ms, &instance(server), "server_stall")
+            }
+            WorldEvent::Heal => self.oracle.borrow_mut().history_mut().heal(now_ms),
+            WorldEvent::Partition { .. } | WorldEvent::Repair { .. } => {}
+        }
+    }
+
+    /// Stalls the server `index` (its Redis requests are held) or resumes it (they take
+    /// effect now, in order).
+    fn stall(&mut self, index: usize, stalled: bool) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        if stalled {
+            self.fake.stall(&name);
+            self.count("server_stall");
+            Some(format!("stall {name}: its Redis requests are held"))
+        } else {
+            let held = self.fake.release(&name);
+            Some(format!(
+                "resume {name}: {held} held Redis requests take effect"
+            ))
         }
     }
 

@@ -52,6 +52,16 @@ pub enum WorldEvent {
         /// Server index.
         server: usize,
     },
+    /// A server's Redis requests are held from now on (a stall).
+    Stall {
+        /// Server index.
+        server: usize,
+    },
+    /// A stalled server resumes: its held requests take effect, in order.
+    Resume {
+        /// Server index.
+        server: usize,
+    },
     /// Every fault heals; the quiet phase starts.
     Heal,
 }
@@ -95,15 +105,20 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
     for p in &scenario.faults.process {
         let server = usize::from(p.server) % server_count;
         let at = u64::from(p.at_ms);
-        let event = match p.kind {
-            ProcessFaultKind::Crash => WorldEvent::Crash { server },
-            ProcessFaultKind::Shutdown => WorldEvent::Shutdown { server },
+        let (event, end) = match p.kind {
+            ProcessFaultKind::Crash => {
+                (WorldEvent::Crash { server }, WorldEvent::Restart { server })
+            }
+            ProcessFaultKind::Shutdown => (
+                WorldEvent::Shutdown { server },
+                WorldEvent::Restart { server },
+            ),
+            ProcessFaultKind::Stall => {
+                (WorldEvent::Stall { server }, WorldEvent::Resume { server })
+            }
         };
         events.push((at, event));
-        events.push((
-            (at + u64::from(p.restart_after_ms)).min(heal),
-            WorldEvent::Restart { server },
-        ));
+        events.push(((at + u64::from(p.restart_after_ms)).min(heal), end));
     }
     events.retain(|(at, event)| {
         *at < heal
@@ -113,6 +128,7 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
                     | WorldEvent::Repair { .. }
                     | WorldEvent::ClockRecover { .. }
                     | WorldEvent::Restart { .. }
+                    | WorldEvent::Resume { .. }
             )
     });
     events.sort_by_key(|(at, _)| *at);

@@ -11,6 +11,7 @@ mod build;
 mod driver;
 mod events;
 mod marks;
+mod observe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -120,6 +121,11 @@ impl Outcome {
             ..Self::default()
         }
     }
+}
+
+/// The oracle's bounds for the simulation's settings and `config`'s timing.
+pub fn oracle_bounds(config: &RunConfig) -> crate::oracle::Bounds {
+    build::bounds(&sim_settings(), config)
 }
 
 /// The service settings of the simulation: production defaults with timings shortened so a

@@ -61,6 +61,7 @@ impl History {
         let state = LoadingState {
             players: players.iter().map(|n| p(*n)).collect(),
             ready: ready.iter().map(|n| p(*n)).collect::<BTreeSet<_>>(),
+            ..LoadingState::default()
         };
         let fact = Fact::LoadingEnding {
             loading,

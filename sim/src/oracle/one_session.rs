@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use match_server::probe::{Act, Fact, LeaseChange};
 use uuid::Uuid;
 
-use crate::oracle::{Invariant, Violation};
+use super::{Bounds, Check, Cx, Findings, Invariant, RedisView, Violation};
 use crate::probe::{FactRecord, Witness};
 
 /// Invariant 10 over the facts of a run: every act happened under the acting session's own
@@ -86,6 +86,27 @@ fn describe(act: &Act) -> String {
         Act::ToldEnqueued => "told its client enqueued".to_owned(),
         Act::ToldStartLoading { loading } => format!("told its client start_loading {loading}"),
         Act::LoadingCompleted { loading } => format!("had loading_complete {loading} take effect"),
+    }
+}
+
+/// Invariant 10 as a check of the registry: judged over every fact of the run at its end.
+#[derive(Debug)]
+pub struct OneSession;
+
+impl OneSession {
+    /// The check.
+    pub fn new(_bounds: &Bounds) -> Self {
+        Self
+    }
+}
+
+impl Check for OneSession {
+    fn at_end(&mut self, cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, out: &mut Findings<'_>) {
+        let (checks, violations) = check(&cx.history.facts);
+        out.checked(checks);
+        for violation in violations {
+            out.violate(violation.at_ms, violation.detail);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use match_server::probe::{Act, EndCause, Fact};
 use uuid::Uuid;
 
-use crate::oracle::{Invariant, Violation};
+use super::{Bounds, Check, Cx, Findings, Invariant, RedisView, Violation};
 use crate::probe::{FactRecord, LoadingState, Witness};
 
 /// A fault that may end loading sessions without the service deciding it (none of today's
@@ -204,6 +204,28 @@ fn unexplained(
         "player {player} is in loading session {} (created at {} ms) without enqueueing again, although the end of {} at {} ms on {} took it out of the queue ({taken_out}){with}",
         later.loading, later.at_ms, earlier.loading, end.at_ms, end.host
     ))
+}
+
+/// Invariant 11 as a check of the registry: judged over every fact of the run at its end.
+/// No fault of today's model ends a loading session by itself, so no fault window is given.
+#[derive(Debug)]
+pub struct LoadingAgain;
+
+impl LoadingAgain {
+    /// The check.
+    pub fn new(_bounds: &Bounds) -> Self {
+        Self
+    }
+}
+
+impl Check for LoadingAgain {
+    fn at_end(&mut self, cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, out: &mut Findings<'_>) {
+        let (checks, violations) = check(&cx.history.facts, &[]);
+        out.checked(checks);
+        for violation in violations {
+            out.violate(violation.at_ms, violation.detail);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! Tests of the oracle itself: hand-made histories that break each invariant must be
 //! flagged, and a clean history must pass.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
 use match_server::matchmaker::entry::{Place, PlayerEntry};
+use match_server::probe::Fact;
+use match_server::protocol::{ErrorCode, ServerMessage};
+
+use super::*;
 
 fn id(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -11,15 +16,56 @@ fn id(n: u128) -> Uuid {
 const MODE: &str = "Normal_1v1";
 
 fn bounds() -> Bounds {
-    Bounds {
-        disconnect_grace_ms: 1_000,
-        crash_grace_ms: 5_000,
-        stale_slack_ms: 1_000,
-        tick_ms: 1,
-        lease_slack_ms: 500,
-        players_per_mode: BTreeMap::from([(MODE.to_owned(), 2)]),
-        match_bound_ms: 8_000,
+    let mut bounds = Bounds::new(
+        &crate::world::sim_settings(),
+        WorldTiming {
+            tick_ms: 1,
+            check_every_ms: 100,
+            max_latency_ms: 2,
+            max_clock_skew_ms: 400,
+        },
+    );
+    bounds.crash_grace_ms = 5_000;
+    bounds.stale_slack_ms = 1_000;
+    bounds.lease_slack_ms = 500;
+    bounds.players_per_mode = BTreeMap::from([(MODE.to_owned(), 2)]);
+    bounds.match_bound_ms = 8_000;
+    bounds
+}
+
+fn connected() -> ClientEvent {
+    ClientEvent::Connected {
+        server: "server-0".into(),
     }
+}
+
+/// Liveness at the end of a run: the budget ends, then the final verdict.
+fn liveness(oracle: &mut Oracle, at_ms: u64, view: &RedisView) {
+    oracle.at_budget_end(at_ms);
+    oracle.finish(at_ms, view);
+}
+
+/// The lock facts of `events` (token, at, `Some(valid_ms)` to acquire, `None` to release),
+/// handed to the oracle in order.
+fn locks(oracle: &mut Oracle, events: &[(u128, u64, Option<u64>)]) {
+    let records = events.iter().map(|(token, at_ms, valid)| {
+        let (mode, token) = (MODE.to_owned(), id(*token));
+        let fact = match valid {
+            Some(valid_ms) => Fact::LockAcquired {
+                mode,
+                token,
+                valid_ms: *valid_ms,
+            },
+            None => Fact::LockReleasing { mode, token },
+        };
+        FactRecord {
+            at_ms: *at_ms,
+            host: "server-0".into(),
+            fact,
+            witness: None,
+        }
+    });
+    oracle.facts(records.collect::<Vec<_>>());
 }
 
 fn entry(place: Place, lease_deadline_ms: u64) -> PlayerEntry {
@@ -35,7 +81,7 @@ fn entry(place: Place, lease_deadline_ms: u64) -> PlayerEntry {
 fn oracle_with_players(players: &[u128]) -> Oracle {
     let mut oracle = Oracle::new(bounds());
     for player in players {
-        oracle.add_player(id(*player), MODE, true);
+        oracle.add_player(id(*player), MODE, "client-0", true);
     }
     oracle
 }
@@ -45,7 +91,7 @@ fn play_clean_match(oracle: &mut Oracle) {
     let loading = id(50);
     for player in [1, 2] {
         let p = id(player);
-        oracle.client_event(p, 10, ClientEvent::Connected);
+        oracle.client_event(p, 10, connected());
         oracle.client_event(p, 11, ClientEvent::SentEnqueue);
         oracle.client_event(p, 12, ClientEvent::Received(ServerMessage::Enqueued {}));
         oracle.client_event(
@@ -94,30 +140,14 @@ fn clean_history_passes() {
         ]),
         ..RedisView::default()
     };
-    oracle.check_redis(25, &view, true);
-    oracle.check_locks(&[
-        LockEvent {
-            at_ms: 0,
-            mode: MODE.into(),
-            token: "a".into(),
-            acquired_valid_ms: Some(100),
-        },
-        LockEvent {
-            at_ms: 50,
-            mode: MODE.into(),
-            token: "a".into(),
-            acquired_valid_ms: None,
-        },
-        LockEvent {
-            at_ms: 60,
-            mode: MODE.into(),
-            token: "b".into(),
-            acquired_valid_ms: Some(100),
-        },
-    ]);
-    oracle.check_liveness(40, &RedisView::default());
+    oracle.snapshot(25, &view, true);
+    locks(
+        &mut oracle,
+        &[(0xa, 0, Some(100)), (0xa, 50, None), (0xb, 60, Some(100))],
+    );
+    liveness(&mut oracle, 40, &RedisView::default());
     assert_eq!(oracle.violations(), &[]);
-    assert!(oracle.checks > 0);
+    assert!(oracle.checks_made > 0);
 }
 
 /// Goal: a player both queued and in a loading session is a duplicate.
@@ -131,7 +161,7 @@ fn duplicate_is_flagged() {
         loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
         ..RedisView::default()
     };
-    oracle.check_redis(100, &view, false);
+    oracle.snapshot(100, &view, false);
     assert!(flagged(&oracle, Invariant::OnePlace, Some(1)));
 }
 
@@ -149,7 +179,7 @@ fn dead_session_in_new_loading_is_flagged() {
         ]),
         ..RedisView::default()
     };
-    oracle.check_redis(100, &view, false);
+    oracle.snapshot(100, &view, false);
     let ghosts: Vec<_> = oracle
         .violations()
         .iter()
@@ -167,7 +197,7 @@ fn bad_loading_composition_is_flagged() {
         loadings: BTreeMap::from([(id(50), loading_view(&[1, 1]))]),
         ..RedisView::default()
     };
-    oracle.check_redis(100, &view, false);
+    oracle.snapshot(100, &view, false);
     assert!(flagged(&oracle, Invariant::LoadingComposition, None));
 }
 
@@ -175,13 +205,20 @@ fn bad_loading_composition_is_flagged() {
 #[test]
 fn ghost_is_flagged() {
     let mut oracle = oracle_with_players(&[1, 2]);
-    oracle.client_event(id(1), 10, ClientEvent::Connected);
-    oracle.client_event(id(1), 20, ClientEvent::Disconnected { for_good: true });
+    oracle.client_event(id(1), 10, connected());
+    oracle.client_event(
+        id(1),
+        20,
+        ClientEvent::Disconnected {
+            for_good: true,
+            closed: true,
+        },
+    );
     let view = RedisView {
         loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
         ..RedisView::default()
     };
-    oracle.check_redis(20 + 5_001, &view, false);
+    oracle.snapshot(20 + 5_001, &view, false);
     assert!(flagged(&oracle, Invariant::NoGhosts, Some(1)));
 }
 
@@ -189,7 +226,14 @@ fn ghost_is_flagged() {
 #[test]
 fn recent_disconnect_is_not_a_ghost() {
     let mut oracle = oracle_with_players(&[1, 2]);
-    oracle.client_event(id(1), 10, ClientEvent::Disconnected { for_good: true });
+    oracle.client_event(
+        id(1),
+        10,
+        ClientEvent::Disconnected {
+            for_good: true,
+            closed: true,
+        },
+    );
     let view = RedisView {
         now_ms: 100,
         loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
@@ -199,7 +243,7 @@ fn recent_disconnect_is_not_a_ghost() {
         ]),
         ..RedisView::default()
     };
-    oracle.check_redis(100, &view, false);
+    oracle.snapshot(100, &view, false);
     assert_eq!(oracle.violations(), &[]);
 }
 
@@ -207,10 +251,11 @@ fn recent_disconnect_is_not_a_ghost() {
 #[test]
 fn lost_player_is_flagged() {
     let mut oracle = oracle_with_players(&[1]);
-    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 10, connected());
     oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
     oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
-    oracle.check_liveness(
+    liveness(
+        &mut oracle,
         20_000,
         &RedisView {
             now_ms: 100,
@@ -227,7 +272,7 @@ fn stuck_queue_is_flagged() {
     let mut queue = BTreeSet::new();
     let mut entries = BTreeMap::new();
     for player in [1, 2] {
-        oracle.client_event(id(player), 10, ClientEvent::Connected);
+        oracle.client_event(id(player), 10, connected());
         oracle.client_event(id(player), 11, ClientEvent::SentEnqueue);
         oracle.client_event(
             id(player),
@@ -243,7 +288,7 @@ fn stuck_queue_is_flagged() {
         entries,
         ..RedisView::default()
     };
-    oracle.check_liveness(20_000, &view);
+    liveness(&mut oracle, 20_000, &view);
     assert!(flagged(&oracle, Invariant::MatchInTime, None));
     assert!(!flagged(&oracle, Invariant::NoOneLost, None));
 }
@@ -299,7 +344,7 @@ fn illegal_sequences_are_flagged() {
     ];
     for (name, events) in cases {
         let mut oracle = oracle_with_players(&[1]);
-        oracle.client_event(id(1), 1, ClientEvent::Connected);
+        oracle.client_event(id(1), 1, connected());
         for (at, event) in events.into_iter().enumerate() {
             oracle.client_event(id(1), 2 + at as u64, event);
         }
@@ -314,20 +359,10 @@ fn illegal_sequences_are_flagged() {
 #[test]
 fn double_lock_holder_is_flagged() {
     let mut oracle = oracle_with_players(&[]);
-    oracle.check_locks(&[
-        LockEvent {
-            at_ms: 0,
-            mode: MODE.into(),
-            token: "a".into(),
-            acquired_valid_ms: Some(1_000),
-        },
-        LockEvent {
-            at_ms: 500,
-            mode: MODE.into(),
-            token: "b".into(),
-            acquired_valid_ms: Some(1_000),
-        },
-    ]);
+    locks(
+        &mut oracle,
+        &[(0xa, 0, Some(1_000)), (0xb, 500, Some(1_000))],
+    );
     assert!(flagged(&oracle, Invariant::LockExclusive, None));
 }
 
@@ -335,20 +370,10 @@ fn double_lock_holder_is_flagged() {
 #[test]
 fn lock_after_expiry_passes() {
     let mut oracle = oracle_with_players(&[]);
-    oracle.check_locks(&[
-        LockEvent {
-            at_ms: 0,
-            mode: MODE.into(),
-            token: "a".into(),
-            acquired_valid_ms: Some(1_000),
-        },
-        LockEvent {
-            at_ms: 1_001,
-            mode: MODE.into(),
-            token: "b".into(),
-            acquired_valid_ms: Some(1_000),
-        },
-    ]);
+    locks(
+        &mut oracle,
+        &[(0xa, 0, Some(1_000)), (0xb, 1_001, Some(1_000))],
+    );
     assert_eq!(oracle.violations(), &[]);
 }
 
@@ -361,7 +386,7 @@ fn stale_loading_is_flagged() {
         loadings: BTreeMap::from([(id(50), loading_view(&[1, 2]))]),
         ..RedisView::default()
     };
-    oracle.check_redis(100, &view, true);
+    oracle.snapshot(100, &view, true);
     assert!(flagged(&oracle, Invariant::NoStaleState, None));
 }
 
@@ -371,7 +396,7 @@ fn stale_loading_is_flagged() {
 fn match_found_after_an_unconfirmed_loading_complete_is_legal() {
     let mut oracle = oracle_with_players(&[1]);
     let p = id(1);
-    oracle.client_event(p, 1, ClientEvent::Connected);
+    oracle.client_event(p, 1, connected());
     oracle.client_event(p, 2, ClientEvent::SentEnqueue);
     oracle.client_event(p, 3, ClientEvent::Received(ServerMessage::Enqueued {}));
     oracle.client_event(
@@ -400,7 +425,7 @@ fn match_found_after_an_unconfirmed_loading_complete_is_legal() {
 #[test]
 fn not_at_rest_while_a_player_is_lost() {
     let mut oracle = oracle_with_players(&[1]);
-    oracle.client_event(id(1), 10, ClientEvent::Connected);
+    oracle.client_event(id(1), 10, connected());
     oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
     oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
     let empty = RedisView {
@@ -429,7 +454,7 @@ fn views_differ_while_notices_are_in_flight() {
     let mut oracle = oracle_with_players(&[1, 2]);
     for player in [1, 2] {
         let p = id(player);
-        oracle.client_event(p, 10, ClientEvent::Connected);
+        oracle.client_event(p, 10, connected());
         oracle.client_event(p, 11, ClientEvent::SentEnqueue);
         oracle.client_event(p, 12, ClientEvent::Received(ServerMessage::Enqueued {}));
         let start = ServerMessage::StartLoading {
@@ -450,24 +475,21 @@ fn views_differ_while_notices_are_in_flight() {
         ]),
         ..RedisView::default()
     };
-    assert!(
-        oracle.views_differ(&view),
-        "player 1's notices are in flight"
-    );
+    assert!(oracle.in_flight(&view), "player 1's notices are in flight");
     let timeout = ServerMessage::error(ErrorCode::LoadingTimeout);
     oracle.client_event(id(1), 30, ClientEvent::Received(timeout));
     let start = ServerMessage::StartLoading {
         loading_session_id: second,
     };
     oracle.client_event(id(1), 30, ClientEvent::Received(start));
-    assert!(!oracle.views_differ(&view), "{:?}", oracle.violations());
+    assert!(!oracle.in_flight(&view), "{:?}", oracle.violations());
     // Player 2 never hears of its removal: its view still matches (the removal of the
     // session it loads), until it is told; a player left believing it waits is stuck.
     let told = ServerMessage::error(ErrorCode::LoadingNotCompleted);
     oracle.client_event(id(2), 31, ClientEvent::Received(told));
-    assert!(!oracle.views_differ(&view));
+    assert!(!oracle.in_flight(&view));
     let mut stuck = oracle_with_players(&[1]);
-    stuck.client_event(id(1), 10, ClientEvent::Connected);
+    stuck.client_event(id(1), 10, connected());
     stuck.client_event(id(1), 11, ClientEvent::SentEnqueue);
     stuck.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
     let nowhere = RedisView {
@@ -475,8 +497,8 @@ fn views_differ_while_notices_are_in_flight() {
         entries: BTreeMap::from([(id(1), entry(removed_place(), 5_000))]),
         ..RedisView::default()
     };
-    assert!(stuck.views_differ(&nowhere));
-    stuck.check_no_one_lost(2_000, &nowhere);
+    assert!(stuck.in_flight(&nowhere));
+    stuck.finish(2_000, &nowhere);
     assert!(flagged(&stuck, Invariant::NoOneLost, Some(1)));
     assert_eq!(oracle.violations(), &[]);
 }
@@ -496,7 +518,7 @@ fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
     let mut oracle = oracle_with_players(&[1, 2]);
     let told = || ClientEvent::Received(ServerMessage::error(ErrorCode::LoadingNotCompleted));
     for player in [1, 2] {
-        oracle.client_event(id(player), 10, ClientEvent::Connected);
+        oracle.client_event(id(player), 10, connected());
     }
     oracle.client_event(id(1), 11, ClientEvent::SentEnqueue);
     oracle.client_event(id(1), 12, ClientEvent::Received(ServerMessage::Enqueued {}));
@@ -506,3 +528,4 @@ fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
     oracle.client_event(id(2), 20, told());
     assert!(flagged(&oracle, Invariant::LegalMessages, Some(2)));
 }
+mod cause_and_time;

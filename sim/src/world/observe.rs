@@ -1,0 +1,100 @@
+//! What the fake Redis served each instance, kept for the oracle: the script calls that
+//! create, end or repair matchmaking state, every PUBLISH (with its notice) and PSUBSCRIBE
+//! (a subscriber back after a drop), and every
+//! request a fault struck or a stall held. The driver hands them to the oracle's history.
+
+use std::sync::{Arc, Mutex};
+
+use match_server::notify::Notice;
+use match_server::store::Reply;
+use uuid::Uuid;
+
+use super::EPOCH_SECS;
+use crate::fake_redis::{DataView, FaultKind, Observer, Served};
+use crate::oracle::RedisOp;
+
+/// Scripts whose calls the oracle reads (the others are kept only when a fault struck).
+const SCRIPTS_KEPT: [&str; 8] = [
+    "try_match",
+    "finish_match",
+    "cancel_loading",
+    "loading_complete",
+    "renew_leases",
+    "renew_player_leases",
+    "sweep_players",
+    "release_lock",
+];
+
+/// Records what the fake served, for the driver to hand over.
+#[derive(Debug)]
+pub struct RedisLog {
+    /// Ops not handed over yet.
+    ops: Mutex<Vec<RedisOp>>,
+    /// `<prefix>:loading:`, to find the loading session a script's keys name.
+    loading_key: String,
+}
+
+impl RedisLog {
+    /// A log for keys under `prefix`.
+    pub fn new(prefix: &str) -> Arc<Self> {
+        Arc::new(Self {
+            ops: Mutex::new(Vec::new()),
+            loading_key: format!("{prefix}:loading:"),
+        })
+    }
+
+    /// The ops recorded since the last call.
+    pub fn take(&self) -> Vec<RedisOp> {
+        self.ops
+            .lock()
+            .map(|mut ops| std::mem::take(&mut *ops))
+            .unwrap_or_default()
+    }
+
+    /// The loading session named by one of `keys`, if any.
+    fn loading_in(&self, keys: &[Vec<u8>]) -> Option<Uuid> {
+        keys.iter().find_map(|key| {
+            let key = std::str::from_utf8(key).ok()?;
+            Uuid::parse_str(key.strip_prefix(&self.loading_key)?).ok()
+        })
+    }
+}
+
+/// The first element of a reply, as a tag (`matched`, `gone`); `error` for an error.
+fn reply_tag(served: &Served<'_>) -> Option<String> {
+    match served.result? {
+        Ok(Reply::Array(items)) => items.first().and_then(Reply::as_text).map(str::to_owned),
+        Ok(reply) => Some(reply.as_text().unwrap_or("value").to_owned()),
+        Err(_) => Some("error".to_owned()),
+    }
+}
+
+impl Observer for RedisLog {
+    fn served(&self, served: &Served<'_>, _data: &DataView<'_>) {
+        let publish = served.target == "PUBLISH";
+        let kept =
+            publish || served.target == "PSUBSCRIBE" || SCRIPTS_KEPT.contains(&served.target);
+        if !kept && served.fault.is_none() && !served.dropped_subscribers && served.held_ms == 0 {
+            return;
+        }
+        let notice = publish
+            .then(|| served.args.get(1))
+            .flatten()
+            .and_then(|payload| serde_json::from_slice::<Notice>(payload).ok());
+        let op = RedisOp {
+            at_ms: served.now_ms.saturating_sub(EPOCH_SECS * 1_000),
+            host: served.client.to_owned(),
+            target: served.target.to_owned(),
+            loading: self.loading_in(served.keys),
+            reply_tag: reply_tag(served),
+            fault: served.fault.map(FaultKind::name),
+            dropped_subscribers: served.dropped_subscribers,
+            delay_ms: served.delay_ms,
+            notice,
+            held_ms: served.held_ms,
+        };
+        if let Ok(mut ops) = self.ops.lock() {
+            ops.push(op);
+        }
+    }
+}
