@@ -72,6 +72,11 @@ scratch_sync() {
       cp "$file" "$scratch/$file"
     fi
   done
+  # A file the working tree no longer tracks (moved or deleted since the last sync) must
+  # not linger: a module moved from `x.rs` to `x/mod.rs` would be found twice.
+  comm -13 <(git ls-files | sort) \
+    <(cd "$scratch" && find . -path ./.git -prune -o -type f -print | sed 's|^\./||' | sort) |
+    while IFS= read -r file; do rm -f "$scratch/$file"; done
   # Its own repository, so git apply patches it from its root (not the enclosing tree's).
   [[ -d "$scratch/.git" ]] || git -C "$scratch" init -q
 }
