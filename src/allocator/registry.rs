@@ -1,96 +1,21 @@
-//! Dedicated game server allocation: the registry in Redis and the HTTP contract.
-//!
-//! Game servers register as `dedicated_server:<name>` = `{"address": "host:port",
-//! "status": "idle"}` and answer `POST http://<address>/session/create` with body
-//! `{"players": [uuid, ...]}` by `{"server_address": "...", "session_id": uuid}`.
+//! The registry of game servers in Redis: find an idle one, reserve it, ask it for a session.
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::{Allocation, AllocationError, Allocator, SessionCreator, is_host_port};
 use crate::clock::Ids;
 use crate::keys::Keys;
 use crate::limits;
-use crate::protocol::ErrorCode;
 use crate::store::{Store, StoreError};
-
-/// A game server ready for the match.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Allocation {
-    /// The game server's session id, sent to players as `session_id`.
-    pub session_id: Uuid,
-    /// Where players connect, sent as `server_address`.
-    pub server_address: String,
-}
-
-/// Why no game server could be allocated; each maps to an error code players receive.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AllocationError {
-    /// No registered server is idle and unreserved.
-    #[error("no idle game server")]
-    NoIdleServer,
-    /// The game server answered with a non-success HTTP status.
-    #[error("game server answered HTTP {0}")]
-    HttpStatus(u16),
-    /// The game server did not answer within the allocation timeout.
-    #[error("game server did not answer in time")]
-    Timeout,
-    /// The game server's answer is not the documented JSON.
-    #[error("game server answered a malformed body: {0}")]
-    MalformedBody(String),
-    /// The game server could not be reached.
-    #[error("game server unreachable: {0}")]
-    Unreachable(String),
-    /// The registry could not be read.
-    #[error("registry unavailable: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl AllocationError {
-    /// The error code players receive for this failure.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::NoIdleServer => ErrorCode::NoServerAvailable,
-            Self::Timeout => ErrorCode::AllocationTimeout,
-            Self::HttpStatus(_) | Self::MalformedBody(_) | Self::Unreachable(_) => {
-                ErrorCode::AllocationFailed
-            }
-            Self::Store(_) => ErrorCode::ServiceUnavailable,
-        }
-    }
-}
-
-/// The allocation seam: production asks real game servers, the simulation a fake.
-#[async_trait]
-pub trait Allocator: Send + Sync {
-    /// Finds a game server for `players` and starts their session on it.
-    async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError>;
-}
 
 /// A registry entry as game servers write it.
 #[derive(Deserialize)]
 struct RegistryEntry {
     address: String,
     status: String,
-}
-
-/// The request body of `POST /session/create`.
-#[derive(Serialize)]
-struct CreateSession<'a> {
-    players: &'a [Uuid],
-}
-
-/// The answer to `POST /session/create`.
-#[derive(Deserialize)]
-struct CreatedSession {
-    server_address: String,
-    session_id: Uuid,
 }
 
 /// The production allocator: registry in Redis, game servers over HTTP.
@@ -105,8 +30,8 @@ pub struct RegistryAllocator {
     registry_prefix: String,
     /// How long a reserved server stays reserved (`allocator.claim_ttl_ms`).
     reservation_ttl_ms: u64,
-    /// The HTTP client for `/session/create`.
-    http: Client<HttpConnector, Full<Bytes>>,
+    /// Asks the reserved game server for a session.
+    sessions: SessionCreator,
     /// The registry keys seen by the last SCAN, and where the next probe starts.
     cache: std::sync::Mutex<RegistryCache>,
 }
@@ -152,7 +77,7 @@ impl RegistryAllocator {
             keys,
             registry_prefix: settings.registry_prefix.clone(),
             reservation_ttl_ms: settings.claim_ttl_ms,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            sessions: SessionCreator::new(),
             cache: std::sync::Mutex::new(RegistryCache::default()),
         }
     }
@@ -239,34 +164,6 @@ impl RegistryAllocator {
         }
         Ok(None)
     }
-
-    /// `POST /session/create` on `address`.
-    async fn create_session(
-        &self,
-        address: &str,
-        players: &[Uuid],
-    ) -> Result<Allocation, AllocationError> {
-        let body = serde_json::to_vec(&CreateSession { players })
-            .map_err(|e| AllocationError::MalformedBody(e.to_string()))?;
-        let request = hyper::Request::post(format!("http://{address}/session/create"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| AllocationError::Unreachable(e.to_string()))?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| AllocationError::Unreachable(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(AllocationError::HttpStatus(response.status().as_u16()));
-        }
-        let body = Limited::new(response.into_body(), limits::MAX_ALLOCATION_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| AllocationError::MalformedBody(e.to_string()))?
-            .to_bytes();
-        parse_created_session(&body)
-    }
 }
 
 /// `keys` starting at `start` and wrapping around.
@@ -276,75 +173,17 @@ fn rotated(keys: &[String], start: usize) -> Vec<String> {
     tail.iter().chain(head).cloned().collect()
 }
 
-/// Parses and checks the game server's answer.
-pub fn parse_created_session(body: &[u8]) -> Result<Allocation, AllocationError> {
-    let created: CreatedSession =
-        serde_json::from_slice(body).map_err(|e| AllocationError::MalformedBody(e.to_string()))?;
-    if !is_host_port(&created.server_address) {
-        return Err(AllocationError::MalformedBody(format!(
-            "server_address {:?} is not host:port",
-            created.server_address
-        )));
-    }
-    Ok(Allocation {
-        session_id: created.session_id,
-        server_address: created.server_address,
-    })
-}
-
-/// A plausible `host:port`: bounded, printable, no separators the entry encoding uses.
-pub fn is_host_port(address: &str) -> bool {
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return false;
-    };
-    !host.is_empty()
-        && address.len() <= limits::MAX_SERVER_ADDRESS_BYTES
-        && port.parse::<u16>().is_ok()
-        && address
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '|' | ',' | '/'))
-}
-
 #[async_trait]
 impl Allocator for RegistryAllocator {
     async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError> {
         let address = self.reserve_idle_server().await?;
-        self.create_session(&address, players).await
+        self.sessions.create(&address, players).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Goal: only the documented answer is accepted; anything else is a malformed body.
-    #[test]
-    fn created_session_is_validated() {
-        let id = "6f1c2f5e-8a43-4c39-9c3e-2b7f8f0d3a11";
-        let good = format!(r#"{{"server_address":"10.0.0.7:7777","session_id":"{id}"}}"#);
-        assert_eq!(
-            parse_created_session(good.as_bytes())
-                .unwrap()
-                .server_address,
-            "10.0.0.7:7777"
-        );
-        let bad = [
-            "".to_owned(),
-            "{}".to_owned(),
-            format!(r#"{{"server_address":"no-port","session_id":"{id}"}}"#),
-            format!(r#"{{"server_address":"a|b:1","session_id":"{id}"}}"#),
-            r#"{"server_address":"h:1","session_id":"nope"}"#.to_owned(),
-        ];
-        for body in bad {
-            assert!(
-                matches!(
-                    parse_created_session(body.as_bytes()),
-                    Err(AllocationError::MalformedBody(_))
-                ),
-                "{body}"
-            );
-        }
-    }
 
     /// Goal: allocations that run at the same time start probing at different servers,
     /// in turn, wrapping around (also after the registry shrank under the cursor).
@@ -374,26 +213,5 @@ mod tests {
         assert_eq!(rotated(&keys, 1), ["b", "c", "a"]);
         assert_eq!(rotated(&keys, 7), keys);
         assert!(rotated(&[], 3).is_empty());
-    }
-
-    /// Goal: each failure maps to the error code the issue names.
-    #[test]
-    fn failures_map_to_codes() {
-        assert_eq!(
-            AllocationError::NoIdleServer.code(),
-            ErrorCode::NoServerAvailable
-        );
-        assert_eq!(
-            AllocationError::HttpStatus(500).code(),
-            ErrorCode::AllocationFailed
-        );
-        assert_eq!(
-            AllocationError::Timeout.code(),
-            ErrorCode::AllocationTimeout
-        );
-        assert_eq!(
-            AllocationError::MalformedBody(String::new()).code(),
-            ErrorCode::AllocationFailed
-        );
     }
 }
