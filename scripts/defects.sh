@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The planted-defect table: does the simulation catch each defect kept under defects/?
 #
-#   scripts/defects.sh [--seeds N] [--start S] [--jobs J] [--stop-early] [--subset ci] [PATCH...]
+#   scripts/defects.sh [--seeds N] [--start S] [--jobs J] [--stop-early] [--subset ci] [--record] [PATCH...]
 #   scripts/defects.sh --check
+#   scripts/defects.sh --render
 #
 # For each patch (default: every defects/*.patch; --subset ci: those listed in
 # defects/ci-subset): apply it to the one scratch copy at .scratch/defect, build match-sim
@@ -16,7 +17,12 @@
 # does not apply or build. The real match-sim binary is put back afterwards.
 #
 # --check only verifies that every patch still applies to the working tree (`git apply
-# --check`): whoever moves code a patch touches ports the patch in the same change.
+# --check`): whoever moves code a patch touches ports the patch in the same change; and that
+# the table in docs/design.md is the rendering of defects/results.jsonl.
+#
+# --record appends each measured row (with the commit it was measured on) to
+# defects/results.jsonl; --render rewrites the table of docs/design.md from it (the newest row
+# per patch, "not measured" for a patch without one). The table is never edited by hand.
 #
 # A patch's header (the text before its first `diff --git`, which git apply ignores) holds
 # `Invariant: <name>` (the invariant that should catch it) and, for a defect the design
@@ -31,6 +37,8 @@ jobs=2
 stop_early=0
 subset=""
 check=0
+record=0
+render=0
 patches=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -40,6 +48,8 @@ while [[ $# -gt 0 ]]; do
     --stop-early) stop_early=1; shift ;;
     --subset) subset=$2; shift 2 ;;
     --check) check=1; shift ;;
+    --record) record=1; shift ;;
+    --render) render=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
     -*) echo "defects: unknown option $1" >&2; exit 2 ;;
     *) patches+=("$1"); shift ;;
@@ -55,6 +65,15 @@ if [[ -n "$subset" ]]; then
 fi
 if [[ ${#patches[@]} -eq 0 ]]; then
   patches=(defects/*.patch)
+fi
+
+results=defects/results.jsonl
+design=docs/design.md
+table_tool=scripts/lib/defects_table.py
+if [[ $render -eq 1 ]]; then
+  python3 "$table_tool" render "$results" "$design"
+  echo "defects: table in $design rendered from $results" >&2
+  exit 0
 fi
 
 header() { sed '/^diff --git/,$d' "$1"; }
@@ -73,6 +92,7 @@ if [[ $check -eq 1 ]]; then
     fi
   done
   [[ $bad -eq 0 ]] && echo "defects: all ${#patches[@]} patches apply" >&2
+  python3 "$table_tool" check "$results" "$design" || bad=1
   exit $bad
 fi
 
@@ -144,6 +164,13 @@ for patch in "${patches[@]}"; do
   fi
   printf '| %s | %s | %s of %s | %s | %s | %s | %s |\n' "$name" "$result" "$failed" "$run" \
     "$first" "$invariant" "$expected" $((SECONDS - began)) | tee -a "$table"
+  if [[ $record -eq 1 ]]; then
+    python3 "$table_tool" record "$results" "$(python3 -c 'import json, sys; print(json.dumps(dict(zip(
+      ["defect", "result", "failed", "run", "first", "invariant", "wall_s", "commit", "date", "start"],
+      sys.argv[1:]))))' "$name" "$result" "$failed" "$run" "$first" "$invariant" \
+      $((SECONDS - began)) "$(git rev-parse HEAD)$(git diff --quiet HEAD -- src lua sim || echo +dirty)" \
+      "$(date -u +%Y-%m-%d)" "$start")"
+  fi
 done
 scratch_restore
 echo "defects: table in $table" >&2
