@@ -116,27 +116,30 @@ fn excused(
     }
     let mut path = cause.path.clone();
     path.add_instance(&record.host);
+    // Host clocks differ by up to a tick (a fault the fake Redis stamped may read a few ms
+    // after the fact its instance stamped right then): the window is widened by two.
+    let slack_ms = cx.bounds.tick_ms.saturating_mul(2);
+    let (from_ms, to_ms) = (
+        cause.from_ms.saturating_sub(slack_ms),
+        at_ms.saturating_add(slack_ms),
+    );
     // A subscriber that was down excuses what it missed only until the resync its
     // resubscription orders (R7) had time to run: a repair later than that stands for a
     // broken resubscribe resync, not for the drop.
     let prompt_ms = cx.bounds.prompt_ms;
-    if cx
-        .history
-        .excuses(&path, cause.from_ms, at_ms)
-        .any(|fault| {
-            fault.what != SUBSCRIBER_DROP || at_ms <= fault.to_ms.saturating_add(prompt_ms)
-        })
-    {
+    if cx.history.excuses(&path, from_ms, to_ms).any(|fault| {
+        fault.what != SUBSCRIBER_DROP || at_ms <= fault.to_ms.saturating_add(prompt_ms)
+    }) {
         return true;
     }
     let clock_fault = |fault: &super::FaultRecord| {
-        fault.what.starts_with("clock") && fault.from_ms <= at_ms && fault.to_ms >= cause.from_ms
+        fault.what.starts_with("clock") && fault.from_ms <= to_ms && fault.to_ms >= from_ms
     };
     if cause.any_clock && cx.history.faults.iter().any(clock_fault) {
         return true;
     }
     cx.history.facts.iter().any(|fact| {
-        (cause.from_ms..=at_ms).contains(&fact.at_ms)
+        (from_ms..=to_ms).contains(&fact.at_ms)
             && matches!(&fact.fact, Fact::NoticeDropped { player: p, owner: o, .. }
                 if Some(*p) == player && Some(*o) == owner)
     })
@@ -188,7 +191,14 @@ fn causes_of(
             allocation(history, loadings, loading).into_iter().collect()
         }
         Repair::LoadingRecovered { loading } => {
-            let from_ms = try_match_op(history, loading).map_or(at_ms, |(t, _)| t);
+            // The reply was lost or late: a fault on the instance from the request on (the
+            // request's own fault is stamped when it took effect, which may read a few ms
+            // after the recovery by the recovering host's clock).
+            let op = history
+                .ops
+                .iter()
+                .find(|op| op.target == "try_match" && op.loading == Some(loading));
+            let from_ms = op.map_or(at_ms, |op| op.at_ms.min(at_ms));
             vec![Cause {
                 from_ms,
                 path: Path::default(),
