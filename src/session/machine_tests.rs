@@ -1624,6 +1624,76 @@ fn requeue_reason_of_another_session_is_not_used() {
     );
 }
 
+/// Goal: a resync that finds the session's view wrong reports what it repaired (the
+/// oracle's "no repair without a cause" judges it), and one that finds the view right
+/// reports nothing.
+#[test]
+fn resync_reports_what_it_repaired() {
+    use super::repair_of;
+    use crate::probe::Repair;
+    let own = |place: Place| PlayerEntry {
+        place,
+        mode: MODE.to_owned(),
+        owner: OWNER,
+        lease_deadline_ms: 60_000,
+        last_requeue: None,
+    };
+    let queued = State::InQueue { claim: claim() };
+    let loading = State::InLoading {
+        claim: claim(),
+        loading: CURRENT,
+        loaded: false,
+    };
+    let cases = [
+        (queued.clone(), Some(own(Place::Queued)), None),
+        (
+            queued.clone(),
+            Some(own(loading_place(FRESH))),
+            Some(Repair::MissedLoading {
+                loading: FRESH,
+                left: None,
+            }),
+        ),
+        (queued.clone(), None, Some(Repair::EntryLost)),
+        (
+            queued,
+            Some(own(removed_place(FRESH))),
+            Some(Repair::MissedRemoval { loading: FRESH }),
+        ),
+        (loading.clone(), Some(own(loading_place(CURRENT))), None),
+        (
+            loading.clone(),
+            Some(own(Place::Queued)),
+            Some(Repair::MissedRequeue { loading: CURRENT }),
+        ),
+        (
+            loading.clone(),
+            Some(own(matched_place(CURRENT))),
+            Some(Repair::MissedMatch { loading: CURRENT }),
+        ),
+        (
+            loading,
+            Some(own(loading_place(FRESH))),
+            Some(Repair::MissedLoading {
+                loading: FRESH,
+                left: Some(CURRENT),
+            }),
+        ),
+    ];
+    for (from, entry, expected) in cases {
+        let mut ctx = Context::new(OWNER, vec![MODE.to_owned(), MODE2.to_owned()]);
+        ctx.player = Some(PLAYER);
+        ctx.lease = LeaseHold::Held;
+        ctx.recent_loadings.push_back(CURRENT);
+        let stepped = step(from.clone(), Event::Synced(Ok(entry.clone())), &mut ctx);
+        assert_eq!(
+            repair_of(&from, entry.as_ref(), &stepped),
+            expected,
+            "{from:?} reading {entry:?}"
+        );
+    }
+}
+
 // ---- one live session per player
 
 /// Goal: the machine changes the connection's binding and lease only as written: a

@@ -78,4 +78,6 @@ catalogue! {
         "Every error code has its documented cause: no loading timeout before the deadline, a duplicate connection refused with session_exists.";
     14 ViewsAgree views_agree::ViewsAgree "views_agree_at_rest"
         "Once the healed world rests, every connected client's view equals what Redis holds for its player.";
+    15 RepairHasCause repair_has_cause::RepairHasCause "repair_has_cause"
+        "No repair without a cause: a safety net repairs only state that a fault on record could have broken.";
 }

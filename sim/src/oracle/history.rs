@@ -84,7 +84,7 @@ pub struct Path {
 }
 
 /// The fault record of a subscriber drop, per instance, open until it subscribes again.
-const SUBSCRIBER_DROP: &str = "redis_subscriber_drop (until the instance subscribes again)";
+pub const SUBSCRIBER_DROP: &str = "redis_subscriber_drop (until the instance subscribes again)";
 
 /// Fault names that end every connection of their instance.
 const CONNECTION_KILLERS: [&str; 2] = ["server_crash", "server_shutdown"];
@@ -268,6 +268,18 @@ impl History {
         self.faults
             .iter()
             .find(|fault| path.hit_by(fault, from_ms, to_ms))
+    }
+
+    /// Every fault that hit `path` between `from_ms` and `to_ms`, in the order they began.
+    pub fn excuses<'a>(
+        &'a self,
+        path: &'a Path,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = &'a FaultRecord> + 'a {
+        self.faults
+            .iter()
+            .filter(move |fault| path.hit_by(fault, from_ms, to_ms))
     }
 
     /// Every loading session on record, by id: its creation, the attempts to end it that

@@ -33,6 +33,7 @@ mod no_panic;
 mod no_stale_state;
 mod one_place;
 mod one_session;
+mod repair_has_cause;
 mod views_agree;
 
 use std::fmt;

@@ -529,3 +529,4 @@ fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
     assert!(flagged(&oracle, Invariant::LegalMessages, Some(2)));
 }
 mod cause_and_time;
+mod repair_cause;
