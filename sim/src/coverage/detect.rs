@@ -61,11 +61,12 @@ pub fn add_trace_rows(counts: &mut BTreeMap<String, u64>, trace: &[TraceEvent]) 
     }
 }
 
-/// Rows the service's facts show: loading sessions created and ended by cause, locks held
-/// past their TTL.
+/// Rows the service's facts show: loading sessions created and ended by cause, and W6: a
+/// lock taken by another holder while its previous holder had not released it (the lock
+/// expired in Redis under it), or held past the validity its holder counted.
 fn from_facts(history: &History, lock_ttl_ms: u64) -> BTreeMap<&'static str, u64> {
     let mut counts = BTreeMap::new();
-    let mut held: BTreeMap<Uuid, u64> = BTreeMap::new();
+    let mut held: BTreeMap<Uuid, (&str, u64)> = BTreeMap::new();
     for record in &history.facts {
         let found = matches!(record.witness, Some(Witness::Loading(Some(_))));
         let id = match &record.fact {
@@ -76,13 +77,19 @@ fn from_facts(history: &History, lock_ttl_ms: u64) -> BTreeMap<&'static str, u64
                 EndCause::AllocationFailed { .. } => Some("R10"),
                 EndCause::Matched => None,
             },
-            Fact::LockAcquired { token, .. } => {
-                held.insert(*token, record.at_ms);
-                None
+            Fact::LockAcquired {
+                mode,
+                token,
+                valid_ms,
+            } => {
+                let valid_until = record.at_ms.saturating_add((*valid_ms).min(lock_ttl_ms));
+                let outlived = held.values().any(|(other, _)| other == mode);
+                held.insert(*token, (mode.as_str(), valid_until));
+                outlived.then_some("W6")
             }
             Fact::LockReleasing { token, .. } => held
                 .remove(token)
-                .filter(|since| record.at_ms.saturating_sub(*since) > lock_ttl_ms)
+                .filter(|(_, valid_until)| record.at_ms > *valid_until)
                 .map(|_| "W6"),
             _ => None,
         };
@@ -384,7 +391,8 @@ mod tests {
         );
     }
 
-    /// Goal: a lock held past its TTL counts for W6; one released in time does not.
+    /// Goal: a lock held past the validity its holder counted counts for W6; one released
+    /// in time does not.
     #[test]
     fn a_lock_held_past_its_ttl_counts_for_w6() {
         let mut history = History::default();

@@ -189,7 +189,8 @@ pub const ROWS: [Row; 29] = [
     row(
         "W6",
         "a lock holder outlives its lock (slow Redis, stall)",
-        "a holder released its lock after lock_ttl_ms, or try_match answered `lock_lost`",
+        "the lock was taken while its last holder still held it, released past its validity, or \
+         try_match answered `lock_lost`",
     ),
     row(
         "W7",
