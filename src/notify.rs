@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::keys::Keys;
 use crate::metrics::{Family, Metrics};
+use crate::probe::{Fact, NoProbe, Probe, Repair, RepairRule};
 use crate::protocol::ErrorCode;
 use crate::scripts::Member;
 use crate::store::Store;
@@ -121,6 +122,19 @@ pub struct SessionNotice {
     pub event: NoticeEvent,
 }
 
+impl NoticeEvent {
+    /// The loading session the event is about, if any.
+    pub fn loading(&self) -> Option<Uuid> {
+        match self {
+            Self::StartLoading { loading }
+            | Self::MatchFound { loading, .. }
+            | Self::Requeued { loading, .. }
+            | Self::Removed { loading, .. } => Some(*loading),
+            Self::Resync | Self::LeaseLost => None,
+        }
+    }
+}
+
 /// What the router and the lease keeper read of a local session: views of state the
 /// session owns (its machine's state), never copies of it.
 pub trait LocalSession: Send + Sync {
@@ -141,13 +155,28 @@ struct Route {
 
 /// Local sessions by owner token: routes notices to them, and tells the lease keeper who
 /// holds what.
-#[derive(Default)]
 pub struct Router {
     /// Sessions by token; a BTreeMap so iteration (renewal batches) is deterministic.
     routes: Mutex<BTreeMap<Uuid, Route>>,
+    /// Where the router reports notices it drops and resyncs it orders (observation only).
+    probe: Arc<dyn Probe>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new(Arc::new(NoProbe))
+    }
 }
 
 impl Router {
+    /// A router with no session yet, reporting to `probe`.
+    pub fn new(probe: Arc<dyn Probe>) -> Self {
+        Self {
+            routes: Mutex::default(),
+            probe,
+        }
+    }
+
     /// Registers a session; notices for `owner` go to `sender`, and `session` is read for
     /// its claim and lease.
     pub fn register(
@@ -226,22 +255,47 @@ impl Router {
                 };
                 if route.sender.try_send(item).is_err() {
                     tracing::warn!(player = %target.player, "session notice queue full; dropped");
+                    self.probe.record(Fact::NoticeDropped {
+                        player: target.player,
+                        owner: target.owner,
+                        loading: notice.event.loading(),
+                    });
                 }
             }
         }
     }
 
-    /// Tells every local session to resync (after pub/sub was down).
-    pub fn resync_all(&self) {
+    /// Tells every local session to resync (after pub/sub was down); `resubscribed` when
+    /// the subscriber had subscribed before (then the resync is a repair: notices may have
+    /// been lost meanwhile), false at the first subscription.
+    pub fn resync_all(&self, resubscribed: bool) {
         let Ok(routes) = self.routes.lock() else {
             return;
         };
         for (owner, route) in routes.iter() {
             if let Some(player) = route.session.claimed_player() {
-                let _ = route.sender.try_send(SessionNotice {
-                    player,
-                    event: NoticeEvent::Resync,
-                });
+                if resubscribed {
+                    self.probe.record(Fact::Repaired {
+                        rule: RepairRule::Resubscribe,
+                        player: Some(player),
+                        owner: Some(*owner),
+                        what: Repair::ResyncOrdered,
+                    });
+                }
+                if route
+                    .sender
+                    .try_send(SessionNotice {
+                        player,
+                        event: NoticeEvent::Resync,
+                    })
+                    .is_err()
+                {
+                    self.probe.record(Fact::NoticeDropped {
+                        player,
+                        owner: *owner,
+                        loading: None,
+                    });
+                }
             } else {
                 tracing::trace!(%owner, "idle session needs no resync");
             }
@@ -259,6 +313,7 @@ pub async fn run_subscriber(
 ) {
     const MAX_BACKOFF_DOUBLINGS: u32 = 10;
     let mut failures: u32 = 0;
+    let mut subscribed_before = false;
     let pattern = keys.notice_pattern();
     loop {
         let subscription = tokio::select! {
@@ -270,7 +325,8 @@ pub async fn run_subscriber(
             Ok(mut subscription) => {
                 failures = 0;
                 // Anything published while we were away is lost: everyone compares with Redis.
-                router.resync_all();
+                router.resync_all(subscribed_before);
+                subscribed_before = true;
                 loop {
                     let message = tokio::select! {
                         biased;

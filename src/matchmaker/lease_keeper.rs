@@ -36,7 +36,7 @@ use super::{EffectError, Shared};
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::{Notice, NoticeEvent, Router};
-use crate::probe::{Fact, LeaseChange};
+use crate::probe::{Fact, LeaseChange, Repair, RepairRule};
 use crate::scripts::Member;
 use crate::scripts::release_player_lease::ReleasePlayerLease;
 use crate::scripts::renew_leases::RenewLeases;
@@ -237,11 +237,19 @@ impl LeaseKeeper {
 
     /// Tells the local sessions of `lost` players to resync.
     fn resync_lost(&self, batch: &[Member], lost: &[Uuid]) {
-        let targets = batch
+        let targets: Vec<Member> = batch
             .iter()
             .filter(|m| lost.contains(&m.player))
             .copied()
             .collect();
+        for target in &targets {
+            self.shared.record(Fact::Repaired {
+                rule: RepairRule::EntryGoneResync,
+                player: Some(target.player),
+                owner: Some(target.owner),
+                what: Repair::ResyncOrdered,
+            });
+        }
         self.router.deliver(&Notice {
             targets,
             event: NoticeEvent::Resync,
@@ -267,7 +275,7 @@ impl LeaseKeeper {
                 }
                 // A dropped notice is repeated by the next renewal, which finds the
                 // lease still gone.
-                self.stop_sessions(lost, "player leases lost");
+                self.stop_sessions(lost, RepairRule::LeaseLost, "player leases lost");
             }
         }
         self.fence_expiring_leases();
@@ -291,13 +299,15 @@ impl LeaseKeeper {
         let expiring = self.expiring(Instant::now() + period);
         self.stop_sessions(
             expiring,
+            RepairRule::Fencing,
             "player leases not renewed in time; their sessions stop",
         );
     }
 
     /// Tells the local sessions `targets` that their player lease is gone (or may be), so
-    /// they stop acting for their player; logs `why` when there are any.
-    fn stop_sessions(&self, targets: Vec<Member>, why: &str) {
+    /// they stop acting for their player (the safety net `rule`); logs `why` when there are
+    /// any.
+    fn stop_sessions(&self, targets: Vec<Member>, rule: RepairRule, why: &str) {
         if targets.is_empty() {
             return;
         }
@@ -307,6 +317,16 @@ impl LeaseKeeper {
                 player: target.player,
                 owner: target.owner,
                 change: LeaseChange::Lost,
+            });
+            let what = match rule {
+                RepairRule::Fencing => Repair::Fenced,
+                _ => Repair::LeaseGone,
+            };
+            self.shared.record(Fact::Repaired {
+                rule,
+                player: Some(target.player),
+                owner: Some(target.owner),
+                what,
             });
         }
         self.router.deliver(&Notice {

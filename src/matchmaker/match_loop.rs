@@ -13,7 +13,7 @@ use crate::config::GameMode;
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::NoticeEvent;
-use crate::probe::Fact;
+use crate::probe::{Fact, Repair, RepairRule};
 use crate::scripts::Member;
 use crate::scripts::try_match::{TryMatch, TryMatchReply};
 
@@ -212,6 +212,12 @@ impl MatchLoop {
             return;
         }
         tracing::warn!(%loading, ?players, "recovering a loading session whose reply was lost");
+        self.shared.record(Fact::Repaired {
+            rule: RepairRule::LostReplyRecovery,
+            player: None,
+            owner: None,
+            what: Repair::LoadingRecovered { loading },
+        });
         self.shared.record(Fact::LoadingCreated {
             loading,
             mode: mode.to_owned(),

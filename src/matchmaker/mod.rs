@@ -176,7 +176,7 @@ impl Matchmaker {
             publisher,
             checks,
         });
-        let router = Arc::new(Router::default());
+        let router = Arc::new(Router::new(shared.deps.probe.clone()));
         let leases = Arc::new(LeaseKeeper::new(shared.clone(), router.clone()));
         let allocations = allocation::Allocations::new(shared.clone());
         let (match_loop, trigger) = MatchLoop::new(shared.clone());

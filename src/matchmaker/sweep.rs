@@ -12,6 +12,7 @@ use super::{EffectError, Shared};
 use crate::limits;
 use crate::metrics::Family;
 use crate::notify::NoticeEvent;
+use crate::probe::{Fact, Repair, RepairRule};
 use crate::protocol::ErrorCode;
 use crate::scripts::CallError;
 use crate::scripts::cancel_loading::{CancelReply, CancelWhen};
@@ -94,6 +95,17 @@ impl Sweeper {
                     requeued, removed, ..
                 }) => {
                     tracing::info!(%loading, mode, "stale loading session swept");
+                    // Everyone had loaded: the allocation should have ended it (a match or
+                    // a failure), so the sweep repairs a hung allocation. A player who did
+                    // not load makes the timeout the designed path, not a repair.
+                    if removed.is_empty() {
+                        shared.record(Fact::Repaired {
+                            rule: RepairRule::StaleSweep,
+                            player: None,
+                            owner: None,
+                            what: Repair::AllocationHung { loading },
+                        });
+                    }
                     let event = NoticeEvent::Requeued { loading, code };
                     shared.publisher.publish(mode, requeued, event).await;
                     // A separate notice: an older instance drops what it cannot parse, and
@@ -143,6 +155,14 @@ impl Sweeper {
                 Ok(page) => {
                     if page.removed > 0 {
                         tracing::info!(removed = page.removed, "dead player entries removed");
+                        shared.record(Fact::Repaired {
+                            rule: RepairRule::DeadEntrySweep,
+                            player: None,
+                            owner: None,
+                            what: Repair::DeadEntries {
+                                count: page.removed,
+                            },
+                        });
                     }
                     cursor = page.cursor;
                     if cursor == 0 {

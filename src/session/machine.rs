@@ -20,6 +20,7 @@ use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
 use crate::matchmaker::session_port::{CompleteOutcome, EnqueueOutcome, LeaseOutcome};
 use crate::notify::NoticeEvent;
+use crate::probe::Repair;
 use crate::protocol::{ClientRequest, ErrorCode, ServerMessage};
 
 /// The player a session acts for and the mode it queues in.
@@ -779,6 +780,60 @@ fn completing(claim: Claim, loading: Uuid, event: Event) -> Step {
         Event::Completed(Err(_)) => Step::to(back(false)).error(ErrorCode::ServiceUnavailable),
         Event::Request(request) => refuse(State::Completing { claim, loading }, &request),
         _ => Step::stay(State::Completing { claim, loading }),
+    }
+}
+
+/// What a resync repaired: the step that followed reading the entry (`Synced`) in state
+/// `from` changed the session's view, which a notice of the primary path should have
+/// changed before. `None` when the view held (nothing was repaired). Observation only: the
+/// session task reports it to the probe seam, the machine never reads it.
+pub fn repair_of(from: &State, entry: Option<&PlayerEntry>, step: &Step) -> Option<Repair> {
+    let announced = |loading: Uuid| {
+        step.replies.iter().any(|reply| {
+            matches!(reply, ServerMessage::StartLoading { loading_session_id } if *loading_session_id == loading)
+        })
+    };
+    let entry_loading = || match entry.map(|entry| &entry.place) {
+        Some(Place::Removed { loading, .. } | Place::Matched { loading, .. }) => Some(*loading),
+        _ => None,
+    };
+    let believed = match from {
+        State::InLoading { loading, .. } => Some(*loading),
+        _ => None,
+    };
+    match (from, &step.state) {
+        (State::Idle { .. }, _) => step
+            .effect
+            .as_ref()
+            .filter(|effect| matches!(effect, Effect::Leave { .. }))
+            .map(|_| Repair::StrayPlace),
+        (State::InQueue { .. } | State::InLoading { .. }, State::InLoading { loading, .. })
+            if believed != Some(*loading) =>
+        {
+            Some(if announced(*loading) {
+                Repair::MissedLoading {
+                    loading: *loading,
+                    left: believed,
+                }
+            } else {
+                Repair::FollowedLoading { loading: *loading }
+            })
+        }
+        (State::InLoading { loading, .. }, State::InQueue { .. }) => {
+            Some(Repair::MissedRequeue { loading: *loading })
+        }
+        (State::InQueue { .. } | State::InLoading { .. }, State::Idle { .. }) => {
+            match entry.map(|entry| &entry.place) {
+                Some(Place::Matched { loading, .. }) => Some(Repair::MissedMatch {
+                    loading: *loading,
+                }),
+                _ => entry_loading().map(|loading| Repair::MissedRemoval { loading }),
+            }
+        }
+        (State::InQueue { .. } | State::InLoading { .. }, State::Enqueuing { .. }) => {
+            Some(Repair::EntryLost)
+        }
+        _ => None,
     }
 }
 

@@ -38,8 +38,8 @@ use crate::auth::Identity;
 use crate::limits;
 use crate::matchmaker::SessionPort;
 use crate::metrics::Family;
-use crate::notify::{LocalSession, SessionNotice};
-use crate::probe::{Act, Fact};
+use crate::notify::{LocalSession, NoticeEvent, SessionNotice};
+use crate::probe::{Act, Fact, Repair, RepairRule};
 use crate::protocol::{ErrorCode, ServerMessage, parse_client_frame};
 
 /// Why the connection ends, as the close frame tells the client.
@@ -117,6 +117,9 @@ struct Stepped {
     /// The machine relation the step broke, by name, and how (see
     /// [`machine::broken_relation`]).
     broken: Option<(&'static str, String)>,
+    /// What the step repaired, when it followed a resync that found the view wrong (see
+    /// [`machine::repair_of`]).
+    repair: Option<Repair>,
 }
 
 /// The session's state, in one place: the session task alone changes it (one step at a
@@ -142,8 +145,13 @@ impl SessionCell {
         let mut machine = self.machine.lock().ok()?;
         let Machine { state, ctx } = &mut *machine;
         let from = state.name();
+        let synced = match &event {
+            Event::Synced(Ok(entry)) => Some(entry.clone()),
+            _ => None,
+        };
         let step = machine::step(state.clone(), event, ctx);
         let broken = machine::broken_relation(&step, ctx);
+        let repair = synced.and_then(|entry| machine::repair_of(state, entry.as_ref(), &step));
         let changed = step.state != *state;
         *state = step.state.clone();
         Some(Stepped {
@@ -151,6 +159,7 @@ impl SessionCell {
             from,
             changed,
             broken,
+            repair,
         })
     }
 
@@ -174,6 +183,17 @@ impl LocalSession for SessionCell {
             _ => machine.ctx.held_lease(),
         })
         .flatten()
+    }
+}
+
+/// The safety net a resync asked for by `event` belongs to (see [`RepairRule`]).
+fn resync_rule_of(event: &Event) -> Option<RepairRule> {
+    match event {
+        Event::ResyncDue => Some(RepairRule::PeriodicResync),
+        Event::Notice(NoticeEvent::Resync) => Some(RepairRule::ToldToResync),
+        Event::Notice(_) => Some(RepairRule::NoticeResync),
+        Event::Enqueued(_) | Event::Completed(_) => Some(RepairRule::OutcomeResync),
+        _ => None,
     }
 }
 
@@ -296,10 +316,19 @@ where
     /// the machine ends the connection, its cleanup effect runs and the ending is returned.
     async fn handle(&mut self, event: Event) -> Result<(), Ending> {
         let mut next = Some(event);
+        // Why the pending resync runs, for the repair its outcome may report.
+        let mut resync_rule = None;
         while let Some(event) = next.take() {
+            let rule = resync_rule_of(&event);
             let Some(stepped) = self.step(event) else {
                 return Err(Ending::Gone);
             };
+            if let Some(repair) = stepped.repair {
+                self.repaired(resync_rule.unwrap_or(RepairRule::NoticeResync), repair);
+            }
+            if matches!(stepped.step.effect, Some(Effect::Resync { .. })) {
+                resync_rule = rule;
+            }
             if let Some(close) = stepped.step.close {
                 tracing::info!(?close, "the session ends itself");
                 let cleanup = stepped.step.effect.clone();
@@ -358,6 +387,18 @@ where
     fn acted(&self, player: Uuid, act: Act) {
         let owner = self.owner;
         self.port.record(Fact::Acted { player, owner, act });
+    }
+
+    /// Reports a repair a resync made for this session's player (see [`Fact::Repaired`]).
+    fn repaired(&self, rule: RepairRule, what: Repair) {
+        if let Some(player) = self.player() {
+            self.port.record(Fact::Repaired {
+                rule,
+                player: Some(player),
+                owner: Some(self.owner),
+                what,
+            });
+        }
     }
 
     /// The player the connection acts for, once bound.
