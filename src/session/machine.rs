@@ -824,9 +824,9 @@ pub fn repair_of(from: &State, entry: Option<&PlayerEntry>, step: &Step) -> Opti
         }
         (State::InQueue { .. } | State::InLoading { .. }, State::Idle { .. }) => {
             match entry.map(|entry| &entry.place) {
-                Some(Place::Matched { loading, .. }) => Some(Repair::MissedMatch {
-                    loading: *loading,
-                }),
+                Some(Place::Matched { loading, .. }) => {
+                    Some(Repair::MissedMatch { loading: *loading })
+                }
                 _ => entry_loading().map(|loading| Repair::MissedRemoval { loading }),
             }
         }

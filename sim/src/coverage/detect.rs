@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use match_server::probe::{Act, EndCause, Fact};
+use match_server::probe::{Act, EndCause, Fact, Repair, RepairRule};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
@@ -71,6 +71,7 @@ fn from_facts(history: &History, lock_ttl_ms: u64) -> BTreeMap<&'static str, u64
         let found = matches!(record.witness, Some(Witness::Loading(Some(_))));
         let id = match &record.fact {
             Fact::LoadingCreated { .. } => Some("R1"),
+            Fact::Repaired { rule, what, .. } => repaired(*rule, *what),
             Fact::LoadingEnding { cause, .. } if found => match cause {
                 EndCause::TimedOut => Some("R2"),
                 EndCause::Left { .. } => Some("R9"),
@@ -100,8 +101,24 @@ fn from_facts(history: &History, lock_ttl_ms: u64) -> BTreeMap<&'static str, u64
     counts
 }
 
+/// The row a repair fact reaches: the safety net that acted, when it found something to
+/// repair (a periodic resync that found all well reached nothing).
+fn repaired(rule: RepairRule, what: Repair) -> Option<&'static str> {
+    match rule {
+        RepairRule::PeriodicResync if what != Repair::ResyncOrdered => Some("R5"),
+        RepairRule::LostReplyRecovery => Some("R6"),
+        RepairRule::Resubscribe | RepairRule::EntryGoneResync | RepairRule::ToldToResync => {
+            Some("R7")
+        }
+        RepairRule::Fencing => Some("R12"),
+        RepairRule::LeaseLost => Some("R13"),
+        RepairRule::DeadEntrySweep => Some("R14"),
+        _ => None,
+    }
+}
+
 /// Rows what the fake served shows: matches recorded, races lost to a leave or a timeout,
-/// resubscriptions, crashes between a script and its notice.
+/// crashes between a script and its notice.
 fn from_ops(history: &History) -> BTreeMap<&'static str, u64> {
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let timed_out: Vec<Uuid> = history
@@ -119,7 +136,6 @@ fn from_ops(history: &History) -> BTreeMap<&'static str, u64> {
             _ => None,
         })
         .collect();
-    let mut subscribed: Vec<&str> = Vec::new();
     for (index, op) in history.ops.iter().enumerate() {
         let tag = op.reply_tag.as_deref().unwrap_or_default();
         let id = match op.target.as_str() {
@@ -129,11 +145,6 @@ fn from_ops(history: &History) -> BTreeMap<&'static str, u64> {
                 if tag == "gone" && op.loading.is_some_and(|l| timed_out.contains(&l)) =>
             {
                 Some("W4")
-            }
-            "PSUBSCRIBE" if matches!(op.fault, None | Some("slow_reply")) => {
-                let again = subscribed.contains(&op.host.as_str());
-                subscribed.push(op.host.as_str());
-                again.then_some("R7")
             }
             "try_match" | "cancel_loading" | "finish_match"
                 if owes_notice(tag) && crashed_before_notice(history, index) =>

@@ -81,12 +81,13 @@ pub const ROWS: [Row; 29] = [
     row(
         "R6",
         "unknown outcome after a lost reply",
-        "an effect whose reply was lost was resolved by retry or recovery (repair fact)",
+        "a lost try_match reply was recovered (repair fact), or a repeated loading_complete of \
+         the allocator got `all_ready` again",
     ),
     row(
         "R7",
         "notice lost -> resync",
-        "sessions resynced on a resubscribe, or the renewal found an entry gone (repair fact)",
+        "sessions were told to resync: resubscribe, entry gone, recovery (repair fact)",
     ),
     row(
         "R8",
@@ -116,12 +117,12 @@ pub const ROWS: [Row; 29] = [
     row(
         "R13",
         "player lease lost",
-        "renew_player_leases reported a lease gone or taken",
+        "a session stopped because the renewal found its lease gone or taken (repair fact)",
     ),
     row(
         "R14",
         "dead-entry sweep",
-        "sweep_players removed at least one dead entry (reply count)",
+        "the dead-entry sweep removed at least one entry (repair fact)",
     ),
     row(
         "R15",

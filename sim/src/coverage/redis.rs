@@ -1,6 +1,7 @@
 //! Coverage evidence only the fake Redis can see: what a request found right before its
-//! effect (a dead entry it replaced or dropped, a renewal that came late) and what it
-//! answered (a refused lock, a sweep that removed something, a corrupted reply). The world's
+//! effect (a dead entry it replaced or dropped, a renewal that came late, a completion
+//! repeated after a lost reply) and what it answered (a refused lock or lease, a corrupted
+//! reply). The world's
 //! Redis observer feeds every request through here; the counts join the run's coverage.
 
 use std::collections::BTreeMap;
@@ -76,13 +77,6 @@ fn item(reply: &Reply, index: usize) -> u64 {
     }
 }
 
-fn len(reply: &Reply) -> usize {
-    match reply {
-        Reply::Array(items) => items.len(),
-        _ => 0,
-    }
-}
-
 impl RedisMarks {
     /// Marks for keys under `prefix`, with the instances' Redis command timeout.
     pub fn new(prefix: &str, response_timeout_ms: u64) -> Self {
@@ -112,6 +106,10 @@ impl RedisMarks {
                 .collect(),
             "cancel_loading" => loading_holds_dead_entry(keys, args, data)
                 .then_some("R4")
+                .into_iter()
+                .collect(),
+            "loading_complete" => repeats_completion(keys, args, data)
+                .then_some("R6")
                 .into_iter()
                 .collect(),
             "renew_leases" => renews_dead_entry(keys, args, data)
@@ -161,17 +159,10 @@ impl RedisMarks {
         match served.target {
             "enqueue" => confirmed(tag == "enqueued"),
             "try_match" if tag == "lock_lost" => vec!["R11", "W6"],
+            "loading_complete" => confirmed(tag == "all_ready"),
             "try_match" => confirmed(item(reply, 2) > 0),
             "cancel_loading" => confirmed(tag == "cancelled" && item(reply, 1) > 0),
-            "renew_leases" => {
-                let mut ids = confirmed(tag == "renewed");
-                if len(reply) > 2 {
-                    ids.push("R7");
-                }
-                ids
-            }
-            "renew_player_leases" if len(reply) > 2 => vec!["R13"],
-            "sweep_players" if tag == "swept" && item(reply, 2) > 0 => vec!["R14"],
+            "renew_leases" => confirmed(tag == "renewed"),
             "SET" if matches!(reply, Reply::Nil) => {
                 let key = arg(served.args, 0);
                 if key.starts_with(&self.lock_key) {
@@ -249,6 +240,17 @@ fn loading_holds_dead_entry(keys: &[Vec<u8>], args: &[Vec<u8>], data: &DataView<
             matches!(p.place, Place::Loading { .. }) && p.lease_deadline_ms < now_ms
         })
     })
+}
+
+/// loading_complete.lua (KEYS: loading; ARGV: player, owner): the caller already completed
+/// the group (the session is allocating with it as the allocator): this is a retry after
+/// its reply was lost, which must get `all_ready` again (R6, the idempotent answer).
+fn repeats_completion(keys: &[Vec<u8>], args: &[Vec<u8>], data: &DataView<'_>) -> bool {
+    let Some(fields) = keys.first().and_then(|key| data.hash(text(key))) else {
+        return false;
+    };
+    let field = |name: &str| fields.get(name.as_bytes()).map(|v| text(v));
+    field("state") == Some("allocating") && field("allocator") == Some(arg(args, 1))
 }
 
 /// renew_leases.lua (KEYS: players; ARGV: deadline, then player/owner pairs): a pair's
