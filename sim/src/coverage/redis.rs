@@ -42,7 +42,7 @@ fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
-fn arg<'a>(args: &'a [Vec<u8>], index: usize) -> &'a str {
+fn arg(args: &[Vec<u8>], index: usize) -> &str {
     args.get(index).map(|a| text(a)).unwrap_or_default()
 }
 
@@ -140,7 +140,7 @@ impl RedisMarks {
             reached.push("W1");
         }
         if let Some(Ok(reply)) = served.result {
-            reached.extend(self.from_reply(served, reply, pending));
+            reached.extend(self.rows_of_reply(served, reply, pending));
         }
         for id in reached {
             *inner.counts.entry(id).or_default() += 1;
@@ -148,7 +148,7 @@ impl RedisMarks {
     }
 
     /// The rows a request's reply shows reached.
-    fn from_reply(
+    fn rows_of_reply(
         &self,
         served: &Served<'_>,
         reply: &Reply,
