@@ -78,9 +78,10 @@ match_sim="$target_dir/release/match-sim"
 
 step "simulation campaign: $seeds seeds"
 # Its records (one JSON line per seed) and any failure's timeline stay under target/ for CI
-# to upload.
+# to upload. --require-coverage fails the campaign when a reachable recovery rule or race
+# window of the catalogue (docs/design.md, "Rule coverage") was reached by no seed.
 "$match_sim" fuzz --seeds "$seeds" --quiet --jsonl "$target_dir/match-sim/ci-campaign.jsonl" \
-  --html-dir "$target_dir/match-sim/timelines"
+  --html-dir "$target_dir/match-sim/timelines" --require-coverage
 
 step "determinism check: $determinism seeds run twice"
 "$match_sim" fuzz --seeds "$determinism" --start 1000000 --check-determinism --quiet

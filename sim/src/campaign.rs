@@ -138,7 +138,7 @@ pub fn record_of(report: &RunReport, commit: &str, wall_ms: u64) -> SeedRecord {
         behaviors,
         checks: report.checks,
         matches: report.matches,
-        coverage: std::collections::BTreeMap::new(),
+        coverage: report.coverage.clone(),
         determinism_checked: false,
         nondeterministic: None,
         shrunk: None,

@@ -25,6 +25,19 @@ pub struct FuzzOutput {
     pub html_dir: Option<PathBuf>,
     /// Non-default world options, for replay commands and the header.
     pub replay_args: String,
+    /// Fail the campaign when a reachable row of the rule catalogue was never reached.
+    pub require_coverage: bool,
+}
+
+/// The coverage gate: prints a line per reachable catalogue row no seed reached; true
+/// when there is none (or the gate is off).
+fn coverage_holds(summary: &records::Summary, required: bool) -> bool {
+    if !required {
+        return true;
+    }
+    let report = match_sim::coverage::gate_report(&summary.coverage);
+    print!("{report}");
+    report.is_empty()
 }
 
 /// The commit to record: the flag, `$MATCH_SIM_COMMIT`, `$GITHUB_SHA`, `git rev-parse`.
@@ -145,13 +158,14 @@ pub fn fuzz(options: &FuzzOptions, output: &FuzzOutput) -> ExitCode {
             .map(|dir| dir.display().to_string()),
     };
     print!("{}", records::render(&summary, &render));
+    let covered = coverage_holds(&summary, output.require_coverage);
     if let Some(dir) = &output.html_dir {
         let seeds: Vec<u64> = summary.groups().iter().map(|g| g.first.seed).collect();
         if let Err(message) = write_timelines(dir, &seeds, options, &shrunk) {
             return crate::fail(&message);
         }
     }
-    if summary.failures.is_empty() {
+    if summary.failures.is_empty() && covered {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -213,6 +227,7 @@ pub fn merge(
     files: &[PathBuf],
     timelines: Option<String>,
     representatives: Option<PathBuf>,
+    require_coverage: bool,
 ) -> ExitCode {
     let mut parsed = Vec::new();
     for path in files {
@@ -249,6 +264,7 @@ pub fn merge(
     if !coverage.duplicates.is_empty() {
         println!("DUPLICATE seeds (counted once): {:?}", coverage.duplicates);
     }
+    let covered = coverage_holds(&summary, require_coverage);
     if let Some(path) = representatives {
         let seeds: Vec<String> = summary
             .groups()
@@ -263,7 +279,7 @@ pub fn merge(
             return crate::fail(&format!("cannot write {}: {error}", path.display()));
         }
     }
-    if summary.failures.is_empty() && coverage.problems.is_empty() {
+    if summary.failures.is_empty() && coverage.problems.is_empty() && covered {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -15,6 +15,7 @@
 //! - [`flow`]: structured events (arrows, fault windows) beside the trace, for the picture.
 //! - [`recording`]: Store and Allocator wrappers that record those events at the seams.
 //! - [`html`]: one failing (or passing) run as a self-contained HTML timeline.
+//! - [`coverage`]: the catalogue's recovery rules and race windows, and which a run reached.
 //! - [`records`]: one JSON line per seed, and the campaign summary built from them.
 //! - [`shrink`]: shrinking a failing scenario, and the signature that groups failures.
 //! - [`redis_view`]: the fake's data as the oracle reads it.
@@ -24,6 +25,7 @@
 
 pub mod campaign;
 pub mod conformance;
+pub mod coverage;
 pub mod fake_redis;
 pub mod flow;
 pub mod html;

@@ -106,6 +106,10 @@ enum Command {
         /// Also write the smallest seed of each distinct failure here, one per line.
         #[arg(long)]
         representatives: Option<std::path::PathBuf>,
+        /// Exit non-zero, naming each, when a reachable recovery rule or race window of
+        /// the catalogue (docs/design.md) was reached by no seed.
+        #[arg(long)]
+        require_coverage: bool,
     },
     /// Print the timeline and verdict of one seed or scenario file.
     Replay {
@@ -204,6 +208,10 @@ struct FuzzArgs {
     /// `git rev-parse HEAD`).
     #[arg(long)]
     commit: Option<String>,
+    /// Exit non-zero, naming each, when a reachable recovery rule or race window of the
+    /// catalogue (docs/design.md) was reached by no seed.
+    #[arg(long)]
+    require_coverage: bool,
     #[command(flatten)]
     shape: ShapeArgs,
 }
@@ -215,7 +223,8 @@ fn main() -> ExitCode {
             files,
             timelines,
             representatives,
-        } => cli::merge(&files, timelines, representatives),
+            require_coverage,
+        } => cli::merge(&files, timelines, representatives, require_coverage),
         Command::Replay {
             seed,
             scenario,
@@ -285,6 +294,7 @@ fn fuzz(args: &FuzzArgs) -> ExitCode {
         jsonl: args.jsonl.clone(),
         html_dir: (!args.no_html).then(|| args.html_dir.clone()),
         replay_args: args.shape.as_args(),
+        require_coverage: args.require_coverage,
     };
     cli::fuzz(&options, &output)
 }

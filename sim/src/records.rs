@@ -448,12 +448,7 @@ fn render_tables(summary: &Summary, options: &RenderOptions) -> String {
         let (seeds, players) = summary.behaviors.get(&name).copied().unwrap_or_default();
         out.push_str(&format!("  {name:<28} {seeds:>6} {players:>10}\n"));
     }
-    if !summary.coverage.is_empty() {
-        out.push_str("coverage:                      seeds      total\n");
-        for (name, (seeds, total)) in &summary.coverage {
-            out.push_str(&format!("  {name:<28} {seeds:>6} {total:>10}\n"));
-        }
-    }
+    out.push_str(&crate::coverage::render(&summary.coverage));
     out
 }
 

@@ -23,7 +23,10 @@ fn pass(seed: u64) -> SeedRecord {
         behaviors: BTreeMap::from([("normal".to_owned(), 2), ("flood".to_owned(), seed % 2)]),
         checks: 100,
         matches: 1,
-        coverage: BTreeMap::from([("rule_resync".to_owned(), seed % 2)]),
+        coverage: BTreeMap::from([
+            ("R5".to_owned(), seed % 2),
+            ("W7".to_owned(), u64::from(seed == 4)),
+        ]),
         determinism_checked: false,
         nondeterministic: None,
         shrunk: None,
@@ -148,7 +151,14 @@ fn merged_shards_equal_one_run() {
         "zero counts are not seeds"
     );
     assert_eq!(merged.behaviors.get("flood"), Some(&(20, 20)));
-    assert_eq!(merged.coverage.get("rule_resync"), Some(&(20, 20)));
+    assert_eq!(merged.coverage.get("R5"), Some(&(20, 20)));
+    assert_eq!(merged.coverage.get("W7"), Some(&(1, 1)));
+    let table = render(&merged, &options());
+    assert!(table.contains("R5 periodic resync"), "{table}");
+    assert!(
+        crate::coverage::gate_report(&merged.coverage).contains("R1 match round was never reached"),
+        "the merged gate sees what one run's gate sees"
+    );
 }
 
 /// Goal: failures of one signature are one row, with its smallest seed, every seed of the

@@ -41,11 +41,15 @@ pub enum Behavior {
     DuplicateSession,
     /// Send a burst of frames far over the rate limit, then play.
     Flood,
+    /// Enqueue, disconnect, and come back for the *other* mode: with the first cleanup of
+    /// the run failing (see [`SWITCH_CLEANUP_FAULTS`]) its entry dies in the old mode's
+    /// queue while it enqueues in the new one (the window of R3, dead entry replaced).
+    SwitchesMode,
 }
 
 impl Behavior {
     /// Every behavior, for summaries.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Normal,
         Self::EnqueueBurst,
         Self::EnqueueThenDisconnect,
@@ -58,6 +62,7 @@ impl Behavior {
         Self::SpoofedId,
         Self::DuplicateSession,
         Self::Flood,
+        Self::SwitchesMode,
     ];
 
     /// The snake_case name.
@@ -75,6 +80,7 @@ impl Behavior {
             Self::SpoofedId => "spoofed_id",
             Self::DuplicateSession => "duplicate_session",
             Self::Flood => "flood",
+            Self::SwitchesMode => "switches_mode",
         }
     }
 
@@ -362,8 +368,85 @@ fn behavior() -> impl Strategy<Value = Behavior> {
         1 => Just(Behavior::SpoofedId),
         1 => Just(Behavior::DuplicateSession),
         1 => Just(Behavior::Flood),
+        1 => Just(Behavior::SwitchesMode),
     ]
 }
+
+/// How many `leave_queue` calls of a run with a `switches_mode` player fail before their
+/// effect: the first leave's every attempt (the service tries an effect at most 3 times),
+/// so its session's entry outlives its cleanup and dies in its queue. A targeted fault, not
+/// a rate: drawn at random, three failures in a row are too rare to reach R3's window.
+pub const SWITCH_CLEANUP_FAULTS: u32 = 3;
+
+/// A process fault aimed at the moment a player has just enqueued on its server (players
+/// queued, a match round about to run): its fault time is moved there.
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    /// Whether the fault is anchored at all.
+    on: bool,
+    /// Which player (modulo the players).
+    player: prop::sample::Index,
+    /// How long after that player's start.
+    after_ms: u32,
+}
+
+fn anchor() -> impl Strategy<Value = Anchor> {
+    (
+        proptest::bool::weighted(0.6),
+        any::<prop::sample::Index>(),
+        150u32..1_200,
+    )
+        .prop_map(|(on, player, after_ms)| Anchor {
+            on,
+            player,
+            after_ms,
+        })
+}
+
+/// Applies the targeted faults: an anchored process fault hits the anchored player's
+/// server right after it enqueued; a `switches_mode` player gets the first leave's
+/// cleanup failed.
+fn target_faults(
+    mut faults: Faults,
+    players: &[PlayerPlan],
+    anchor: Anchor,
+    fault_phase_ms: u32,
+) -> Faults {
+    if anchor.on && !players.is_empty() {
+        let plan = anchor.player.get(players);
+        for process in &mut faults.process {
+            process.at_ms = (plan.start_ms + anchor.after_ms).min(fault_phase_ms.saturating_sub(1));
+            process.server = plan.server;
+        }
+    }
+    if players.iter().any(|p| p.behavior == Behavior::SwitchesMode) {
+        for occurrence in 1..=SWITCH_CLEANUP_FAULTS {
+            faults.scheduled.push(ScheduledFault::on_call(
+                "leave_queue",
+                occurrence,
+                crate::fake_redis::FaultKind::ErrorBeforeEffect,
+            ));
+        }
+    }
+    faults
+}
+
+/// How long a player takes to load: mostly well within the loading timeout, sometimes
+/// about as long as it (before the heal only, see the player), so `loading_complete`
+/// races the stale sweep (W4).
+fn loading_ms() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        9 => 50u32..1_500,
+        1 => SLOW_LOADING_MS.0..SLOW_LOADING_MS.1,
+    ]
+}
+
+/// The range of a slow loader's loading time: around the simulation's 3 s loading timeout.
+pub const SLOW_LOADING_MS: (u32, u32) = (2_500, 3_500);
+
+/// Once the world has healed a player loads within this (a slow loader too), so the
+/// liveness bound holds for every cooperative player.
+pub const HEALED_LOADING_MAX_MS: u32 = 1_500;
 
 fn player(fault_phase_ms: u32) -> impl Strategy<Value = PlayerPlan> {
     (
@@ -372,7 +455,7 @@ fn player(fault_phase_ms: u32) -> impl Strategy<Value = PlayerPlan> {
         any::<u8>(),
         behavior(),
         0..fault_phase_ms / 2,
-        50u32..1_500,
+        loading_ms(),
         0u32..4_000,
         1u8..=2,
         proptest::bool::weighted(0.3),
@@ -502,20 +585,29 @@ pub fn strategy(seed: u64, shape: Shape) -> BoxedStrategy<Scenario> {
     } else {
         Just(Faults::default()).boxed()
     };
+    let targeted = shape.faults;
     (
         shape.servers.0..=shape.servers.1,
         shape.client_hosts.0..=shape.client_hosts.1,
         vec(player(fault_phase_ms), shape.players.0..=shape.players.1),
         faults,
+        anchor(),
     )
-        .prop_map(move |(servers, client_hosts, players, faults)| Scenario {
-            seed,
-            servers,
-            client_hosts,
-            players,
-            faults,
-            fault_phase_ms,
-            quiet_phase_ms: QUIET_PHASE_MS,
+        .prop_map(move |(servers, client_hosts, players, faults, anchor)| {
+            let faults = if targeted {
+                target_faults(faults, &players, anchor, fault_phase_ms)
+            } else {
+                faults
+            };
+            Scenario {
+                seed,
+                servers,
+                client_hosts,
+                players,
+                faults,
+                fault_phase_ms,
+                quiet_phase_ms: QUIET_PHASE_MS,
+            }
         })
         .boxed()
 }

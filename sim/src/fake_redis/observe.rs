@@ -44,4 +44,9 @@ pub struct Served<'a> {
 pub trait Observer: Send + Sync + fmt::Debug {
     /// Called once per request, with the data as it is right after the request's effect.
     fn served(&self, served: &Served<'_>, data: &DataView<'_>);
+
+    /// Called right before a request takes effect (after any fault that fails it before
+    /// its effect), with the data as it is then: what a request replaced or dropped is
+    /// visible only here. Does nothing unless an observer needs it.
+    fn before(&self, _target: &str, _keys: &[Vec<u8>], _args: &[Vec<u8>], _data: &DataView<'_>) {}
 }

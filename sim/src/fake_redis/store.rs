@@ -240,6 +240,7 @@ impl FakeRedis {
             state.observe(&served, now_ms);
             return (Err(injected(FaultKind::ErrorBeforeEffect)), None);
         }
+        state.observe_before(&served, now_ms);
         let result = match request {
             Request::Command(args) => state.execute(args, now_ms),
             Request::Script {
@@ -332,6 +333,14 @@ impl State {
             self.faults.record(FaultKind::SubscriberDrop);
         }
         dropped
+    }
+
+    /// Tells the observer, if any, about a request about to take effect.
+    fn observe_before(&self, served: &Served<'_>, now_ms: u64) {
+        if let Some(observer) = &self.observer {
+            let data = DataView::new(&self.core.db, now_ms);
+            observer.before(served.target, served.keys, served.args, &data);
+        }
     }
 
     /// Tells the observer, if any, about a served request.

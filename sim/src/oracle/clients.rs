@@ -47,6 +47,12 @@ pub enum ClientEvent {
         /// Whether the client closed the socket itself.
         closed: bool,
     },
+    /// The player comes back for another game mode (the `switches_mode` behaviour): it
+    /// counts as waiting in that mode from now on.
+    SwitchedMode {
+        /// The new mode.
+        mode: String,
+    },
     /// The frame that decided the fate of the player's second connection (the
     /// `duplicate_session` behaviour), which the server must refuse with `session_exists`.
     DuplicateReceived {
@@ -184,6 +190,7 @@ impl ClientModel {
                 self.last_match = None;
             }
             ClientEvent::SentDequeue | ClientEvent::DuplicateReceived { .. } => {}
+            ClientEvent::SwitchedMode { mode } => mode.clone_into(&mut self.mode),
             ClientEvent::SentLoadingComplete(loading) => {
                 if let ClientState::Loading {
                     loading: current,

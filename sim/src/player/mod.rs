@@ -27,7 +27,7 @@ mod duplicate;
 
 use crate::flow::FlowKind;
 use crate::oracle::{ClientEvent, Oracle};
-use crate::scenario::{Behavior, PlayerPlan};
+use crate::scenario::{Behavior, HEALED_LOADING_MAX_MS, PlayerPlan};
 use crate::seams::{sim_elapsed_ms, uuid_from};
 use crate::trace::{Source, TraceLog};
 
@@ -62,6 +62,8 @@ pub struct Player {
     pub servers: Vec<String>,
     /// Its game mode.
     pub mode: String,
+    /// The mode a `switches_mode` player comes back for.
+    pub other_mode: String,
     /// When the world heals: no disruptive action after this (sim ms).
     pub heal_at_ms: u64,
     /// The run's trace.
@@ -197,9 +199,13 @@ impl Player {
                     return;
                 }
                 Ending::Reconnect { after_ms, closed } => {
+                    let switching = first && closed && self.plan.behavior == Behavior::SwitchesMode;
+                    if switching {
+                        self.switch_mode();
+                    }
                     // Some players give up when their connection breaks during the faults;
                     // their entries must then die with their lease, never be matched.
-                    if self.before_heal() && self.plan.quits_on_loss {
+                    if self.before_heal() && self.plan.quits_on_loss && !switching {
                         self.observe(ClientEvent::Disconnected {
                             for_good: true,
                             closed,
@@ -217,6 +223,15 @@ impl Player {
             first = false;
             server = self.rng.random_range(0..self.servers.len().max(1));
         }
+    }
+
+    /// A `switches_mode` player comes back for the other mode (the oracle follows).
+    fn switch_mode(&mut self) {
+        std::mem::swap(&mut self.mode, &mut self.other_mode);
+        self.note(format!("switches to {}", self.mode));
+        self.observe(ClientEvent::SwitchedMode {
+            mode: self.mode.clone(),
+        });
     }
 
     async fn connect(&mut self, server: usize) -> Option<Ws> {
@@ -276,7 +291,7 @@ impl Player {
                     ));
                 }
                 Behavior::DuplicateSession => actions.push((action_at, Action::Duplicate)),
-                Behavior::Reconnect => {
+                Behavior::Reconnect | Behavior::SwitchesMode => {
                     let after = 200 + u64::from(self.plan.action_ms % 800);
                     actions.push((
                         action_at,
@@ -364,7 +379,13 @@ impl Player {
             ServerMessage::Enqueued {} => *view = View::Waiting,
             ServerMessage::StartLoading { loading_session_id } => {
                 *view = View::Loading(*loading_session_id);
-                let loading_after = Duration::from_millis(u64::from(self.plan.loading_ms));
+                // A slow loader races the loading timeout only while faults may happen.
+                let loading_ms = if self.before_heal() {
+                    self.plan.loading_ms
+                } else {
+                    self.plan.loading_ms.min(HEALED_LOADING_MAX_MS)
+                };
+                let loading_after = Duration::from_millis(u64::from(loading_ms));
                 if behavior == Behavior::DisconnectDuringLoading && self.before_heal() {
                     let at = now
                         + Duration::from_millis(u64::from(

@@ -134,6 +134,10 @@ pub fn start_clients(
                 .get(usize::from(plan.mode) % modes.len().max(1))
                 .cloned()
                 .unwrap_or_default();
+            let other_mode = modes
+                .get((usize::from(plan.mode) + 1) % modes.len().max(1))
+                .cloned()
+                .unwrap_or_default();
             oracle
                 .borrow_mut()
                 .add_player(*id, &mode, &name, plan.behavior.completes_loading());
@@ -145,6 +149,7 @@ pub fn start_clients(
                 host: name.clone(),
                 servers: servers.clone(),
                 mode,
+                other_mode,
                 heal_at_ms: u64::from(scenario.fault_phase_ms),
                 log: log.clone(),
                 oracle: oracle.clone(),

@@ -119,7 +119,10 @@ impl<'a> Driver<'a> {
         let fake = FakeRedis::new(scenario.seed, move || time.now_ms())
             .map_err(|error| format!("fake Redis failed to start: {error}"))?;
         fake.set_fault_plan(build::fault_plan(scenario));
-        let redis_log = RedisLog::new(&settings.key_prefix);
+        let redis_log = RedisLog::new(
+            &settings.key_prefix,
+            settings.timing.redis_command_timeout_ms,
+        );
         fake.set_observer(redis_log.clone());
         fake.set_response_timeout_ms(settings.timing.redis_command_timeout_ms);
         for fault in &scenario.faults.scheduled {
@@ -255,12 +258,23 @@ impl<'a> Driver<'a> {
         if scenario.faults.latency_max_ms > 0 {
             *faults.entry("network_latency".into()).or_default() += 1;
         }
+        let redis_marks = self.redis_log.marks.counts();
+        let timing = &self.settings.timing;
+        let coverage = crate::coverage::detect(&crate::coverage::Evidence {
+            history: oracle.history(),
+            clients: oracle.clients(),
+            redis: &redis_marks,
+            lock_ttl_ms: timing.lock_ttl_ms,
+            idle_timeout_ms: timing.idle_timeout_ms,
+            end_ms: now_ms,
+        });
         Outcome {
             violations: oracle.violations().to_vec(),
             checks: oracle.checks_made,
             faults,
             sim_ms: now_ms,
             matches: self.allocator.allocations.load(Ordering::Relaxed),
+            coverage,
         }
     }
 

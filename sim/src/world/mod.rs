@@ -90,6 +90,9 @@ pub struct RunReport {
     pub matches: u64,
     /// Structured events for the HTML timeline (empty unless `RunConfig::structured`).
     pub structured: crate::flow::Structured,
+    /// How often the run reached each row of the rule catalogue, by row id (see
+    /// [`crate::coverage`]); rows never reached are absent.
+    pub coverage: BTreeMap<String, u64>,
 }
 
 impl RunReport {
@@ -107,6 +110,7 @@ struct Outcome {
     faults: BTreeMap<String, u64>,
     sim_ms: u64,
     matches: u64,
+    coverage: BTreeMap<String, u64>,
 }
 
 impl Outcome {
@@ -198,6 +202,8 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
         });
     }
     let trace = log.events();
+    let mut coverage = outcome.coverage;
+    crate::coverage::add_trace_rows(&mut coverage, &trace);
     RunReport {
         scenario: scenario.clone(),
         violations,
@@ -208,6 +214,7 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> RunReport {
         sim_ms: outcome.sim_ms,
         matches: outcome.matches,
         structured: log.structured(),
+        coverage,
     }
 }
 

@@ -10,6 +10,7 @@ use match_server::store::Reply;
 use uuid::Uuid;
 
 use super::EPOCH_SECS;
+use crate::coverage::RedisMarks;
 use crate::fake_redis::{DataView, FaultKind, Observer, Served};
 use crate::oracle::RedisOp;
 
@@ -32,14 +33,18 @@ pub struct RedisLog {
     ops: Mutex<Vec<RedisOp>>,
     /// `<prefix>:loading:`, to find the loading session a script's keys name.
     loading_key: String,
+    /// Coverage evidence only the fake sees (rows reached before or at an effect).
+    pub marks: RedisMarks,
 }
 
 impl RedisLog {
-    /// A log for keys under `prefix`.
-    pub fn new(prefix: &str) -> Arc<Self> {
+    /// A log for keys under `prefix`; requests held past `response_timeout_ms` lost their
+    /// reply.
+    pub fn new(prefix: &str, response_timeout_ms: u64) -> Arc<Self> {
         Arc::new(Self {
             ops: Mutex::new(Vec::new()),
             loading_key: format!("{prefix}:loading:"),
+            marks: RedisMarks::new(prefix, response_timeout_ms),
         })
     }
 
@@ -70,7 +75,12 @@ fn reply_tag(served: &Served<'_>) -> Option<String> {
 }
 
 impl Observer for RedisLog {
+    fn before(&self, target: &str, keys: &[Vec<u8>], args: &[Vec<u8>], data: &DataView<'_>) {
+        self.marks.before(target, keys, args, data);
+    }
+
     fn served(&self, served: &Served<'_>, _data: &DataView<'_>) {
+        self.marks.served(served);
         let publish = served.target == "PUBLISH";
         let kept =
             publish || served.target == "PSUBSCRIBE" || SCRIPTS_KEPT.contains(&served.target);
