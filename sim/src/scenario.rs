@@ -322,9 +322,8 @@ pub struct Shape {
     pub client_hosts: (u8, u8),
     /// Whether faults are drawn at all (off for pure throughput runs).
     pub faults: bool,
-    /// Whether process faults include stalls (`fuzz --stalls`). Off by default until the
-    /// service survives them: a stall reaches a session that acts after its lease was
-    /// declared lost (seed 843 with `--stalls`). Off, the draws are those of before.
+    /// Whether process faults include stalls (on by default; `--no-stalls` turns them
+    /// off). Off, the draws are those of the fault mix before stalls existed.
     pub stalls: bool,
 }
 
@@ -335,7 +334,7 @@ impl Default for Shape {
             servers: (2, 3),
             client_hosts: (2, 3),
             faults: true,
-            stalls: false,
+            stalls: true,
         }
     }
 }
