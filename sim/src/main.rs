@@ -41,6 +41,10 @@ struct ShapeArgs {
     /// fault mix of before they were on by default.
     #[arg(long)]
     no_stalls: bool,
+    /// Also draw freezes: an instance frozen right after it takes a match lock, its Redis
+    /// requests held with no timeout until it resumes (off by default: see docs/design.md).
+    #[arg(long, conflicts_with = "no_stalls")]
+    freezes: bool,
     /// Stalls are drawn by default; kept so older replay commands still parse.
     #[arg(long, hide = true, conflicts_with = "no_stalls")]
     stalls: bool,
@@ -60,6 +64,7 @@ impl ShapeArgs {
             client_hosts: (2, 3),
             faults: !self.no_faults,
             stalls: !self.no_stalls,
+            freezes: self.freezes,
         }
     }
 
@@ -90,6 +95,9 @@ impl ShapeArgs {
         }
         if self.no_stalls {
             args.push("--no-stalls".to_owned());
+        }
+        if self.freezes {
+            args.push("--freezes".to_owned());
         }
         args.join(" ")
     }
