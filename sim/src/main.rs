@@ -37,8 +37,16 @@ struct ShapeArgs {
     /// Run without any fault (pure throughput).
     #[arg(long)]
     no_faults: bool,
-    /// Also draw process stalls (an instance's Redis requests held, then applied late).
+    /// Draw no process stalls (an instance's Redis requests held, then applied late): the
+    /// fault mix of before they were on by default.
     #[arg(long)]
+    no_stalls: bool,
+    /// Also draw freezes: an instance frozen right after it takes a match lock, its Redis
+    /// requests held with no timeout until it resumes (off by default: see docs/design.md).
+    #[arg(long, conflicts_with = "no_stalls")]
+    freezes: bool,
+    /// Stalls are drawn by default; kept so older replay commands still parse.
+    #[arg(long, hide = true, conflicts_with = "no_stalls")]
     stalls: bool,
     /// turmoil step in ms of sim time.
     #[arg(long, default_value_t = 20)]
@@ -55,7 +63,8 @@ impl ShapeArgs {
             ),
             client_hosts: (2, 3),
             faults: !self.no_faults,
-            stalls: self.stalls,
+            stalls: !self.no_stalls,
+            freezes: self.freezes,
         }
     }
 
@@ -84,8 +93,11 @@ impl ShapeArgs {
         if self.no_faults {
             args.push("--no-faults".to_owned());
         }
-        if self.stalls {
-            args.push("--stalls".to_owned());
+        if self.no_stalls {
+            args.push("--no-stalls".to_owned());
+        }
+        if self.freezes {
+            args.push("--freezes".to_owned());
         }
         args.join(" ")
     }

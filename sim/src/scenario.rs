@@ -171,6 +171,12 @@ pub enum ProcessFaultKind {
     /// and takes effect, in order, only when it resumes - past its lock and lease TTLs when
     /// the stall is long, while it still believes it holds them.
     Stall,
+    /// The process freezes (a GC pause, a VM migration) right after it next takes a match
+    /// lock: every Redis request it sends from then on is held with no timeout (a frozen
+    /// process cannot notice that a reply is late) and lands, in order, when it resumes;
+    /// it then goes on with what it believed - its lock valid, its leases held. Armed at
+    /// `at_ms`; it resumes at `at_ms + restart_after_ms` whether or not it froze.
+    Freeze,
 }
 
 /// A process fault; the server comes back (or resumes) after `restart_after_ms` (at the
@@ -301,6 +307,10 @@ impl Scenario {
                 "server_stall",
                 f.process.iter().any(|p| p.kind == ProcessFaultKind::Stall),
             ),
+            (
+                "server_freeze",
+                f.process.iter().any(|p| p.kind == ProcessFaultKind::Freeze),
+            ),
             ("scheduled_redis_fault", !f.scheduled.is_empty()),
         ];
         flags
@@ -313,6 +323,11 @@ impl Scenario {
 
 /// The largest network latency a scenario draws is below this (ms).
 pub const MAX_LATENCY_MS: u32 = 60;
+
+/// How much longer than other process faults a freeze lasts (ms): it is armed at its time
+/// and strikes only when its instance next takes a lock, and it must then outlast the
+/// lock's TTL (2 s in the sim) to reach the window it exists for.
+const FREEZE_EXTRA_MS: u32 = 2_000;
 
 /// Keeps player ids independent of the other uses of the seed.
 const PLAYER_ID_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -328,10 +343,13 @@ pub struct Shape {
     pub client_hosts: (u8, u8),
     /// Whether faults are drawn at all (off for pure throughput runs).
     pub faults: bool,
-    /// Whether process faults include stalls (`fuzz --stalls`). Off by default until the
-    /// service survives them: a stall reaches a session that acts after its lease was
-    /// declared lost (seed 843 with `--stalls`). Off, the draws are those of before.
+    /// Whether process faults include stalls (on by default; `--no-stalls` turns them
+    /// off). Off, the draws are those of the fault mix before stalls existed.
     pub stalls: bool,
+    /// Whether process faults include freezes (`--freezes`, off by default): they reach
+    /// the lock's validity rule (R11) but also a player who had not loaded being grouped
+    /// again after its instance froze (seed 251 with `--freezes`), not yet resolved.
+    pub freezes: bool,
 }
 
 impl Default for Shape {
@@ -341,7 +359,8 @@ impl Default for Shape {
             servers: (2, 3),
             client_hosts: (2, 3),
             faults: true,
-            stalls: false,
+            stalls: true,
+            freezes: false,
         }
     }
 }
@@ -502,7 +521,7 @@ fn redis_faults() -> impl Strategy<Value = RedisFaults> {
         )
 }
 
-fn faults(fault_phase_ms: u32, stalls: bool) -> impl Strategy<Value = Faults> {
+fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Value = Faults> {
     let partition = (0..fault_phase_ms, 100u32..3_000, any::<u8>(), any::<u8>()).prop_map(
         |(at_ms, duration_ms, client_host, server)| Partition {
             at_ms,
@@ -521,7 +540,15 @@ fn faults(fault_phase_ms: u32, stalls: bool) -> impl Strategy<Value = Faults> {
             server,
             kind,
         });
-    let process_kind = if stalls {
+    let process_kind = if stalls && freezes {
+        prop_oneof![
+            Just(ProcessFaultKind::Crash),
+            Just(ProcessFaultKind::Shutdown),
+            Just(ProcessFaultKind::Stall),
+            Just(ProcessFaultKind::Freeze)
+        ]
+        .boxed()
+    } else if stalls {
         prop_oneof![
             Just(ProcessFaultKind::Crash),
             Just(ProcessFaultKind::Shutdown),
@@ -545,7 +572,11 @@ fn faults(fault_phase_ms: u32, stalls: bool) -> impl Strategy<Value = Faults> {
             at_ms,
             server,
             kind,
-            restart_after_ms,
+            // A freeze only matters once it outlasts a lock's TTL after it struck.
+            restart_after_ms: match kind {
+                ProcessFaultKind::Freeze => restart_after_ms.saturating_add(FREEZE_EXTRA_MS),
+                _ => restart_after_ms,
+            },
         });
     let allocator = (rate(30, 300), rate(30, 300), rate(20, 200), rate(30, 300)).prop_map(
         |(none_idle, http_500, timeout, malformed)| AllocatorFaults {
@@ -581,7 +612,7 @@ fn faults(fault_phase_ms: u32, stalls: bool) -> impl Strategy<Value = Faults> {
 pub fn strategy(seed: u64, shape: Shape) -> BoxedStrategy<Scenario> {
     let fault_phase_ms = 8_000u32;
     let faults = if shape.faults {
-        faults(fault_phase_ms, shape.stalls).boxed()
+        faults(fault_phase_ms, shape.stalls, shape.freezes).boxed()
     } else {
         Just(Faults::default()).boxed()
     };

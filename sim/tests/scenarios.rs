@@ -291,6 +291,7 @@ fn regressions() -> Vec<(String, String)> {
 /// while P1's new connection meets `player_busy`: that connection is owed no
 /// `start_loading` until it is grouped itself. In 1396 P6's `match_found` is late after a
 /// truncated `finish_match` reply, and P3's leave after the match is judged from the match.
+/// In 843 a session whose lease was fenced during a stall stops before its next step.
 #[test]
 fn frozen_regressions_pass_for_the_right_reason() {
     let timelines: std::collections::BTreeMap<String, String> = regressions().into_iter().collect();
@@ -353,6 +354,14 @@ fn frozen_regressions_pass_for_the_right_reason() {
         "{retried}"
     );
     assert_eq!(lines_with(retried, &["P4 <- match_found"]).len(), 1);
+    // 843 (a stall of server-0): P10's resync is held past the fence of its player lease;
+    // the session ends with `session_lost` when the resync gives up, before it could act on
+    // an outcome (re-enqueue, `enqueued`), not after the held requests land.
+    let stalled = timeline("seed-843-stall");
+    assert_eq!(lines_with(stalled, &["stall server-0"]).len(), 1);
+    let lost = lines_with(stalled, &["P10 <- error session_lost"]);
+    assert_eq!(lost.len(), 1, "{stalled}");
+    assert!(lost[0].contains("5.840s"), "{stalled}");
 }
 
 /// Goal: watching the service changes nothing: reading the witnesses of its facts from the

@@ -77,14 +77,16 @@ impl Fences {
         }
     }
 
+    /// Whether the lease of the session `owner` may be gone by `by`: its fence ends by
+    /// then, or it has none (never taken here, or already declared lost).
+    fn fenced(&self, owner: Uuid, by: Instant) -> bool {
+        self.until.get(&owner).is_none_or(|until| *until <= by)
+    }
+
     /// The sessions of `held` (those holding a lease) whose lease may be gone by `by`.
     fn expiring(&self, held: Vec<Member>, by: Instant) -> Vec<Member> {
         held.into_iter()
-            .filter(|member| {
-                self.until
-                    .get(&member.owner)
-                    .is_none_or(|until| *until <= by)
-            })
+            .filter(|member| self.fenced(member.owner, by))
             .collect()
     }
 
@@ -207,6 +209,38 @@ impl LeaseKeeper {
         }
     }
 
+    /// Whether the session `member`, which believes it holds its lease, must stop acting
+    /// now: the keeper declared the lease lost, or the session's fence ends before the next
+    /// renewal could land (the keeper's own rule, judged at the moment the session is about
+    /// to act rather than at the keeper's next tick, which renewals held by a stalled Redis
+    /// connection can delay by seconds). A fence found ended here is declared lost now.
+    pub(super) fn must_stop(&self, member: Member) -> bool {
+        let horizon = self.horizon();
+        let Ok(mut fences) = self.fences.lock() else {
+            return true;
+        };
+        match fences.until.get(&member.owner) {
+            // Declared lost already (the fact was recorded then).
+            None => true,
+            Some(until) if *until <= horizon => {
+                fences.forget(member.owner);
+                drop(fences);
+                self.record_lost(member);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Reports that the session `member` lost (or may have lost) its player lease.
+    fn record_lost(&self, member: Member) {
+        self.shared.record(Fact::Lease {
+            player: member.player,
+            owner: member.owner,
+            change: LeaseChange::Lost,
+        });
+    }
+
     /// Forgets the fence of the session `owner` (it ended).
     pub(super) fn forget(&self, owner: Uuid) {
         if let Ok(mut fences) = self.fences.lock() {
@@ -281,6 +315,13 @@ impl LeaseKeeper {
         self.fence_expiring_leases();
     }
 
+    /// The instant a fence must outlast for its session to go on acting: the next renewal
+    /// may land one renewal interval from now.
+    fn horizon(&self) -> Instant {
+        let period = Duration::from_millis(self.shared.settings.timing.lease_renew_interval_ms);
+        Instant::now() + period
+    }
+
     /// Every session holding a player lease that may be gone by `by`: no take or renewal
     /// has succeeded recently enough, so it must stop acting for its player.
     fn expiring(&self, by: Instant) -> Vec<Member> {
@@ -295,8 +336,7 @@ impl LeaseKeeper {
     /// lost replies) may lose it before the next renewal lands, and another connection may
     /// then take the player. Such sessions stop acting now, as if the lease were gone.
     fn fence_expiring_leases(&self) {
-        let period = Duration::from_millis(self.shared.settings.timing.lease_renew_interval_ms);
-        let expiring = self.expiring(Instant::now() + period);
+        let expiring = self.expiring(self.horizon());
         self.stop_sessions(
             expiring,
             RepairRule::Fencing,
@@ -306,18 +346,21 @@ impl LeaseKeeper {
 
     /// Tells the local sessions `targets` that their player lease is gone (or may be), so
     /// they stop acting for their player (the safety net `rule`); logs `why` when there are
-    /// any.
+    /// any. Their fences end here: a session whose task is busy (an effect held by a stalled
+    /// Redis connection) finds itself fenced before it takes its next step, whatever notice
+    /// waits in its queue (see [`must_stop`](Self::must_stop)).
     fn stop_sessions(&self, targets: Vec<Member>, rule: RepairRule, why: &str) {
         if targets.is_empty() {
             return;
         }
         tracing::warn!(sessions = targets.len(), "{why}");
+        if let Ok(mut fences) = self.fences.lock() {
+            for target in &targets {
+                fences.forget(target.owner);
+            }
+        }
         for target in &targets {
-            self.shared.record(Fact::Lease {
-                player: target.player,
-                owner: target.owner,
-                change: LeaseChange::Lost,
-            });
+            self.record_lost(*target);
             let what = match rule {
                 RepairRule::Fencing => Repair::Fenced,
                 _ => Repair::LeaseGone,

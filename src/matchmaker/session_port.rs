@@ -350,6 +350,12 @@ impl SessionPort {
         self.leases.acquire(owner, player).await
     }
 
+    /// Whether the session `owner`, which believes it holds the lease of `player`, must
+    /// stop acting before its next step (see [`LeaseKeeper::must_stop`]).
+    pub fn lease_fenced(&self, owner: Uuid, player: Uuid) -> bool {
+        self.leases.must_stop(Member { player, owner })
+    }
+
     /// Releases the lease of `player` if the session `owner` still holds it.
     pub async fn release_lease(&self, owner: Uuid, player: Uuid) {
         self.leases.release(owner, player).await;

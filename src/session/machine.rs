@@ -344,6 +344,21 @@ pub fn step(state: State, event: Event, ctx: &mut Context) -> Step {
     }
 }
 
+/// The event the machine takes for `event` when the lease keeper says the session's lease
+/// is `fenced` (declared lost, or it may lapse before the next renewal lands): the loss
+/// comes first. A session task busy with a long effect (a Redis connection that held its
+/// requests) reads its notices only after that effect's outcome, so a queued `LeaseLost`
+/// would otherwise come after a step that acts again - a re-enqueue, an `enqueued` - for a
+/// player whose lease may be gone. Only a session that holds its lease has one to lose;
+/// the end of a connection keeps its own cleanup.
+pub fn fenced(event: Event, lease_fenced: bool, ctx: &Context) -> Event {
+    match event {
+        Event::Closed | Event::Shutdown => event,
+        _ if lease_fenced && ctx.lease == LeaseHold::Held => Event::Notice(NoticeEvent::LeaseLost),
+        _ => event,
+    }
+}
+
 /// Disconnect or shutdown: clean up whatever the state implies, then end.
 fn leave_for_good(state: State) -> Step {
     let effect = match state {

@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use uuid::Uuid;
 
-use super::{Claim, Close, Context, Effect, Event, LeaseHold, State, Step, step};
+use super::{Claim, Close, Context, Effect, Event, LeaseHold, State, Step, fenced, step};
 use crate::matchmaker::EffectError;
 use crate::matchmaker::entry::{Place, PlayerEntry};
 use crate::matchmaker::session_port::{CompleteOutcome, EnqueueOutcome, LeaseOutcome};
@@ -1951,4 +1951,42 @@ fn a_removed_player_may_enqueue_again_as_a_new_attempt() {
     let stale = step(queued.state, notice_removed(CURRENT), &mut ctx);
     assert_eq!(stale.state, in_queue(MODE));
     assert!(stale.replies.is_empty() && stale.effect.is_none());
+}
+
+/// Goal: a session whose lease the keeper fenced while the session was busy (an effect held
+/// by a stalled Redis connection, its `LeaseLost` notice queued behind the outcome) does not
+/// act on whatever comes next: in every live state that holds the lease, every event but the
+/// connection's end becomes the loss - `session_lost` once, the state's own cleanup, the
+/// connection closes - so a resync outcome that finds the entry gone re-enqueues nothing.
+/// Unfenced, that outcome still re-enqueues (the repair stays); a session without a lease,
+/// and `Closed` / `Shutdown`, pass unchanged. (Regression of seed 843 with stalls.)
+#[test]
+fn a_fenced_session_stops_before_its_next_step() {
+    let entry_gone = Event::Synced(Ok(None));
+    for s in S::ALL {
+        let live = s != S::Disconnecting;
+        for e in E::ALL {
+            let mut run = Run::new(s);
+            let event = fenced(e.event(), true, &run.ctx);
+            let ends = matches!(e, E::Closed | E::Shutdown);
+            if s.lease() != LeaseHold::Held || ends {
+                assert_eq!(event, e.event(), "{s:?} {e:?}");
+                continue;
+            }
+            let step = step(run.state.clone(), event, &mut run.ctx);
+            if !live {
+                assert_eq!(step, Step::stay(State::Disconnecting), "{s:?} {e:?}");
+                continue;
+            }
+            assert_eq!(step.state, State::Disconnecting, "{s:?} {e:?}");
+            let lost = vec![ServerMessage::error(ErrorCode::SessionLost)];
+            assert_eq!(step.replies, lost, "{s:?} {e:?}");
+            assert_eq!(step.effect, s.cleanup(), "{s:?} {e:?}");
+            assert_eq!(step.close, Some(Close::SessionLost), "{s:?} {e:?}");
+        }
+    }
+    let mut run = Run::new(S::InQueue);
+    let event = fenced(entry_gone, false, &run.ctx);
+    let (_, effect) = run.feed(event);
+    assert_eq!(effect, Some(Effect::Enqueue(claim())), "the repair stays");
 }

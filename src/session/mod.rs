@@ -140,11 +140,13 @@ impl SessionCell {
         }
     }
 
-    /// Feeds `event` to the machine and adopts the step's state.
-    fn step(&self, event: Event) -> Option<Stepped> {
+    /// Feeds `event` to the machine and adopts the step's state; `lease_fenced` says the
+    /// lease keeper wants the session stopped first (see [`machine::fenced`]).
+    fn step(&self, event: Event, lease_fenced: bool) -> Option<Stepped> {
         let mut machine = self.machine.lock().ok()?;
         let Machine { state, ctx } = &mut *machine;
         let from = state.name();
+        let event = machine::fenced(event, lease_fenced, ctx);
         let synced = match &event {
             Event::Synced(Ok(entry)) => Some(entry.clone()),
             _ => None,
@@ -359,7 +361,13 @@ where
     /// step's relations; `None` if the cell is poisoned (a panic elsewhere), which ends the
     /// session.
     fn step(&self, event: Event) -> Option<Stepped> {
-        let stepped = self.cell.step(event)?;
+        // Only a session that holds its lease and still lives can be fenced (the cell's
+        // `held_lease`); asking the keeper outside the cell's lock.
+        let fenced = self
+            .cell
+            .held_lease()
+            .is_some_and(|player| self.port.lease_fenced(self.owner, player));
+        let stepped = self.cell.step(event, fenced)?;
         if let Some((relation, detail)) = &stepped.broken {
             crate::check!(self.port.checks(), relation, false, "{detail}");
         }

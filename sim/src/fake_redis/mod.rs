@@ -40,7 +40,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use match_server::store::{Reply, StoreError};
@@ -133,6 +133,10 @@ struct State {
     /// Instances whose requests are held (a stall), with the requests held so far, in the
     /// order they were sent.
     stalls: BTreeMap<String, Vec<store::Held>>,
+    /// Stalled instances that are frozen: their held requests wait for good (no timeout).
+    frozen: BTreeSet<String>,
+    /// Instances that freeze right after they next take a match lock (`SET <lock> NX`).
+    armed: BTreeSet<String>,
     /// How long an instance waits for a held request's reply before it gives up with a
     /// timeout (its effect still lands when the stall ends); `None`: it waits for good.
     response_timeout_ms: Option<u64>,
@@ -171,6 +175,8 @@ impl FakeRedis {
             commands_executed: 0,
             observer: None,
             stalls: BTreeMap::new(),
+            frozen: BTreeSet::new(),
+            armed: BTreeSet::new(),
             response_timeout_ms: None,
         };
         let shared = Shared {

@@ -134,7 +134,9 @@ impl FakeRedis {
         };
         let now_ms = self.now_ms();
         let mut state = self.lock();
-        let timeout_ms = state.response_timeout_ms;
+        let timeout_ms = state
+            .response_timeout_ms
+            .filter(|_| !state.frozen.contains(client));
         let Some(held) = state.stalls.get_mut(client) else {
             return Err(request);
         };
@@ -175,6 +177,13 @@ impl FakeRedis {
         self.lock().stalls.entry(client.to_owned()).or_default();
     }
 
+    /// Arms a freeze of the instance `client`: right after it next takes a match lock (a
+    /// `SET` of a `:lock:` key with `NX` that succeeds), its requests are held, and its
+    /// client waits for them with no timeout, until [`release`](Self::release).
+    pub fn freeze_after_lock(&self, client: &str) {
+        self.lock().armed.insert(client.to_owned());
+    }
+
     /// Whether the instance `client` is stalled.
     pub fn is_stalled(&self, client: &str) -> bool {
         self.lock().stalls.contains_key(client)
@@ -184,7 +193,12 @@ impl FakeRedis {
     /// were sent, and their senders get their replies (if they still wait). Returns how
     /// many were held.
     pub fn release(&self, client: &str) -> usize {
-        let held = self.lock().stalls.remove(client).unwrap_or_default();
+        let held = {
+            let mut state = self.lock();
+            state.armed.remove(client);
+            state.frozen.remove(client);
+            state.stalls.remove(client).unwrap_or_default()
+        };
         let count = held.len();
         for item in held {
             let held_ms = self.now_ms().saturating_sub(item.since_ms);
@@ -264,6 +278,11 @@ impl FakeRedis {
         served.fault = struck;
         served.delay_ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         state.observe(&served, now_ms);
+        if state.armed.contains(client) && takes_lock(request, &result) {
+            state.armed.remove(client);
+            state.frozen.insert(client.to_owned());
+            state.stalls.entry(client.to_owned()).or_default();
+        }
         (result, delay)
     }
 
@@ -349,6 +368,26 @@ impl State {
             observer.served(served, &DataView::new(&self.core.db, now_ms));
         }
     }
+}
+
+/// Whether `request` took a match lock: a `SET` of a `:lock:` key with `NX` whose reply
+/// says it was set.
+fn takes_lock(request: &Request<'_>, result: &Result<Reply, StoreError>) -> bool {
+    let Request::Command(args) = request else {
+        return false;
+    };
+    let is = |index: usize, word: &[u8]| {
+        args.get(index)
+            .is_some_and(|arg| arg.eq_ignore_ascii_case(word))
+    };
+    let lock_key = args
+        .get(1)
+        .is_some_and(|key| key.windows(6).any(|part| part == b":lock:"));
+    let nx = args
+        .iter()
+        .skip(3)
+        .any(|arg| arg.eq_ignore_ascii_case(b"NX"));
+    is(0, b"SET") && lock_key && nx && matches!(result, Ok(Reply::Status(_)))
 }
 
 /// Makes an error element anywhere in a reply the error of the whole request, as the

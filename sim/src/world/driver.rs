@@ -308,6 +308,7 @@ impl<'a> Driver<'a> {
             WorldEvent::Shutdown { server } => self.shutdown(*server),
             WorldEvent::Restart { server } => self.restart(*server),
             WorldEvent::Stall { server } => self.stall(*server, true),
+            WorldEvent::Freeze { server } => self.freeze(*server),
             WorldEvent::Resume { server } => self.stall(*server, false),
             WorldEvent::Heal => {
                 self.heal();
@@ -345,7 +346,7 @@ impl<'a> Driver<'a> {
             WorldEvent::Restart { server } => {
                 self.fault_ends(now_ms, &instance(server), "server_");
             }
-            WorldEvent::Stall { server } => {
+            WorldEvent::Stall { server } | WorldEvent::Freeze { server } => {
                 self.fault_begins(now_ms, None, instance(server), "server_stall")
             }
             WorldEvent::Resume { server } => {
@@ -370,6 +371,17 @@ impl<'a> Driver<'a> {
                 "resume {name}: {held} held Redis requests take effect"
             ))
         }
+    }
+
+    /// Arms the freeze of the server `index`: right after it next takes a match lock, its
+    /// Redis requests are held with no timeout until it resumes.
+    fn freeze(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        self.fake.freeze_after_lock(&name);
+        self.count("server_freeze");
+        Some(format!(
+            "freeze {name} once it takes a match lock: its Redis requests are then held, with no timeout"
+        ))
     }
 
     /// A clock fault: `failing` and/or a jump to `offset_ms`.

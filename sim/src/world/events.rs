@@ -57,7 +57,13 @@ pub enum WorldEvent {
         /// Server index.
         server: usize,
     },
-    /// A stalled server resumes: its held requests take effect, in order.
+    /// A server freezes right after it next takes a match lock: its Redis requests are
+    /// then held with no timeout (see [`ProcessFaultKind::Freeze`]).
+    Freeze {
+        /// Server index.
+        server: usize,
+    },
+    /// A stalled (or frozen) server resumes: its held requests take effect, in order.
     Resume {
         /// Server index.
         server: usize,
@@ -115,6 +121,9 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
             ),
             ProcessFaultKind::Stall => {
                 (WorldEvent::Stall { server }, WorldEvent::Resume { server })
+            }
+            ProcessFaultKind::Freeze => {
+                (WorldEvent::Freeze { server }, WorldEvent::Resume { server })
             }
         };
         events.push((at, event));
