@@ -97,3 +97,55 @@ local function loading_players(loading_key)
   end
   return out
 end
+
+-- Fleet index (issue 10). A server record lives in the servers hash, field = server name,
+-- value = address|capacity|in_use|held_until_ms|status
+-- in_use counts the slots claimed or busy; held_until_ms is the last claim's deadline,
+-- before which a report of fewer sessions cannot lower in_use (the server may not have
+-- heard of the claim yet). A server is in the free set iff status is idle and
+-- in_use < capacity.
+local function decode_server(raw)
+  if not raw then
+    return nil
+  end
+  local f = split_fields(raw)
+  local capacity, in_use, held = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+  if #f ~= 5 or not capacity or not in_use or not held then
+    return nil
+  end
+  return { address = f[1], capacity = capacity, in_use = in_use, held_until_ms = held, status = f[5] }
+end
+
+local function get_server(servers_key, name)
+  return decode_server(redis.call('HGET', servers_key, name))
+end
+
+local function is_free(s)
+  return s.status == 'idle' and s.in_use < s.capacity
+end
+
+-- Writes the record and keeps the free set in step with it.
+local function put_server(servers_key, free_key, name, s)
+  redis.call('HSET', servers_key, name,
+    table.concat({ s.address, s.capacity, s.in_use, s.held_until_ms, s.status }, '|'))
+  if is_free(s) then
+    redis.call('SADD', free_key, name)
+  else
+    redis.call('SREM', free_key, name)
+  end
+end
+
+-- The groups of `width` arguments passed as a tail of ARGV from first_arg.
+local function arg_groups(first_arg, width)
+  local groups = {}
+  local arg = first_arg
+  while ARGV[arg + width - 1] do
+    local group = {}
+    for i = 0, width - 1 do
+      group[#group + 1] = ARGV[arg + i]
+    end
+    groups[#groups + 1] = group
+    arg = arg + width
+  end
+  return groups
+end

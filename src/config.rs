@@ -173,9 +173,14 @@ impl std::fmt::Debug for AuthSettings {
 pub struct AllocatorSettings {
     /// Key prefix of the registry: `dedicated_server:<name>` holds `{"address","status"}`.
     pub registry_prefix: String,
-    /// How long a game server reservation (its `{prefix}:claim:<server>` key) lasts; the
-    /// setting keeps the key's name for compatibility with existing configurations.
+    /// How long an allocation's claim of a server slot (its `{prefix}:fleet:claim:<token>`
+    /// key) holds the slot: until then a registration that does not show the new session
+    /// yet cannot free the slot again. The setting keeps its name from the older
+    /// `{prefix}:claim:<server>` reservation for compatibility with existing configurations.
     pub claim_ttl_ms: u64,
+    /// Pause between two bounded steps of the sweep that keeps the fleet index in step with
+    /// registrations it was not told about (legacy servers flipping their own `status`).
+    pub sweep_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -239,6 +244,7 @@ impl Default for AllocatorSettings {
         Self {
             registry_prefix: "dedicated_server:".to_owned(),
             claim_ttl_ms: 30_000,
+            sweep_interval_ms: 1_000,
         }
     }
 }
@@ -300,7 +306,29 @@ impl Settings {
         }
         self.timing.validate()?;
         self.limits.validate()?;
+        self.allocator.validate()?;
         self.auth.validate()
+    }
+}
+
+/// Shortest pause between two sweep steps of the fleet index: a tighter loop would turn the
+/// bounded sweep into a busy scan of the keyspace.
+pub const MIN_SWEEP_INTERVAL_MS: u64 = 10;
+
+impl AllocatorSettings {
+    /// Checks the ranges the allocator relies on.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.claim_ttl_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "allocator.claim_ttl_ms must be positive".into(),
+            ));
+        }
+        if self.sweep_interval_ms < MIN_SWEEP_INTERVAL_MS {
+            return Err(ConfigError::Invalid(format!(
+                "allocator.sweep_interval_ms must be at least {MIN_SWEEP_INTERVAL_MS}"
+            )));
+        }
+        Ok(())
     }
 }
 

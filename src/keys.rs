@@ -50,11 +50,20 @@ impl Keys {
         format!("{}:lock:{mode}", self.prefix)
     }
 
-    /// The reservation of the game server registered as `server` (see the allocator): the
-    /// allocating instance's token with a TTL. The key is named `claim:<server>` for
-    /// compatibility with deployed instances.
-    pub fn server_reservation(&self, server: &str) -> String {
-        format!("{}:claim:{server}", self.prefix)
+    /// Hash of the fleet index: server name -> `address|capacity|in_use|held_until_ms|status`
+    /// (see `lua/lib.lua`), kept in step with the `dedicated_server:<name>` registrations.
+    pub fn fleet_servers(&self) -> String {
+        format!("{}:fleet:servers", self.prefix)
+    }
+
+    /// Set of the indexed servers with a free slot: allocation picks from it in O(1).
+    pub fn fleet_free(&self) -> String {
+        format!("{}:fleet:free", self.prefix)
+    }
+
+    /// One allocation's claim of a slot: the server's name, with the claim TTL.
+    pub fn fleet_claim(&self, token: Uuid) -> String {
+        format!("{}:fleet:claim:{token}", self.prefix)
     }
 
     /// The pub/sub channel that carries notices of `mode`.

@@ -26,8 +26,16 @@ pub const MAX_EFFECT_ATTEMPTS: u32 = 3;
 pub const EFFECT_RETRY_DELAY_MS: u64 = 50;
 /// Players one `renew_leases` call carries.
 pub const LEASE_RENEW_BATCH: usize = 512;
-/// Game servers the allocator inspects per allocation.
-pub const MAX_REGISTRY_SCAN_KEYS: usize = 4_096;
+/// Registry keys one sweep step of the fleet index visits (`SCAN ... COUNT`): bounds the
+/// GETs and the sync batch of one step, whatever the fleet's size.
+pub const REGISTRY_SWEEP_PAGE_KEYS: u32 = 256;
+/// Claims one allocation tries before answering "no server": a claimed server whose
+/// registration changed (gone, busy, moved) is given back and another one claimed.
+pub const MAX_CLAIM_ATTEMPTS: u32 = 4;
+/// Sessions one game server may declare it hosts at once (`capacity` in its registration).
+pub const MAX_SERVER_CAPACITY: u32 = 1_024;
+/// Longest `status` accepted in a registration (`idle`, `busy`, `draining`, ...).
+pub const MAX_SERVER_STATUS_BYTES: usize = 32;
 /// Largest response body accepted from a game server.
 pub const MAX_ALLOCATION_BODY_BYTES: usize = 16 * 1_024;
 /// Largest HTTP request head accepted on the listener.

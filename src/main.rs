@@ -190,17 +190,21 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|error| format!("cannot listen on {}: {error}", settings.bind))?;
     let store = Arc::new(store);
     let ids = Arc::new(RandomIds);
-    let allocator = RegistryAllocator::new(
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let allocator = Arc::new(RegistryAllocator::new(
         store.clone(),
         ids.clone(),
+        clock.clone(),
         Keys::new(&settings.key_prefix),
         &settings.allocator,
-    );
+    ));
+    let follower = allocator.clone();
+    tokio::spawn(async move { follower.follow_registry().await });
     let deps = Deps {
         store,
-        clock: Arc::new(SystemClock),
+        clock,
         ids,
-        allocator: Arc::new(allocator),
+        allocator,
         probe: Arc::new(NoProbe),
     };
     let ended = server::run(listener, Arc::new(settings), deps, shutdown_signal()).await;

@@ -21,6 +21,7 @@ mod cli;
 mod connection_cap;
 mod disconnects;
 mod enqueue_burst;
+mod fleet;
 mod frame_limit;
 mod graceful_shutdown;
 mod happy_path;

@@ -5,6 +5,8 @@
 //! body `{"players": [uuid, ...]}` by `{"server_address": "...", "session_id": uuid}`
 //! ([`session_create`]).
 
+pub mod fleet;
+pub mod registration;
 pub mod registry;
 pub mod session_create;
 

@@ -1,217 +1,199 @@
-//! The registry of game servers in Redis: find an idle one, reserve it, ask it for a session.
+//! The production allocator: claim a free server from the fleet index, check its
+//! registration, ask it for a session; give the slot back when it refuses.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Allocation, AllocationError, Allocator, SessionCreator, is_host_port};
-use crate::clock::Ids;
+use super::fleet::{FleetError, FleetIndex, SweepStep};
+use super::{Allocation, AllocationError, Allocator, SessionCreator};
+use crate::check::Checks;
+use crate::clock::{Clock, Ids};
 use crate::keys::Keys;
 use crate::limits;
+use crate::metrics::Metrics;
+use crate::probe::NoProbe;
+use crate::scripts::ScriptRunner;
+use crate::scripts::fleet_claim::ClaimReply;
 use crate::store::{Store, StoreError};
 
-/// A registry entry as game servers write it.
-#[derive(Deserialize)]
-struct RegistryEntry {
-    address: String,
-    status: String,
-}
-
-/// The production allocator: registry in Redis, game servers over HTTP.
+/// The production allocator: the fleet index in Redis, game servers over HTTP.
 pub struct RegistryAllocator {
-    /// Where the registry lives.
-    store: std::sync::Arc<dyn Store>,
-    /// Reservation tokens.
-    ids: std::sync::Arc<dyn Ids>,
-    /// Reservation key names.
-    keys: Keys,
-    /// `dedicated_server:` by default.
-    registry_prefix: String,
-    /// How long a reserved server stays reserved (`allocator.claim_ttl_ms`).
-    reservation_ttl_ms: u64,
-    /// Asks the reserved game server for a session.
+    /// Claim tokens.
+    ids: Arc<dyn Ids>,
+    /// The fleet index and the registry it follows.
+    fleet: FleetIndex,
+    /// Asks the claimed game server for a session.
     sessions: SessionCreator,
-    /// The registry keys seen by the last SCAN, and where the next probe starts.
-    cache: std::sync::Mutex<RegistryCache>,
+    /// Pause between two sweep steps of [`Self::follow_registry`].
+    sweep_interval: Duration,
+    /// When an allocation that found no free server last ran a sweep step itself.
+    last_inline_sweep: std::sync::Mutex<Option<Instant>>,
 }
 
-/// The registry as last scanned: scanning the keyspace on every allocation cost 12 % of the
-/// server's CPU under load, so the key list is reused for a while and probed round robin
-/// (recently reserved servers come last).
-#[derive(Debug, Default)]
-struct RegistryCache {
-    /// Registry keys, sorted.
-    keys: Vec<String>,
-    /// When they were scanned; `None` before the first scan.
-    scanned_at: Option<Instant>,
-    /// Index of the key the next allocation tries first.
-    next: usize,
+/// What a claimed server's registration said.
+enum Checked {
+    /// Registered, idle, at the indexed address: go ahead.
+    Usable(String),
+    /// Gone, busy or moved: the claim was given back and the index corrected.
+    Changed,
 }
-
-impl RegistryCache {
-    /// The keys in the order the next allocation probes them, and the start moved on by
-    /// one: allocations running at the same time each start at another server instead of
-    /// racing for the same reservations (under load, a shared start cost 12 GET + SET per match).
-    fn hand_out(&mut self) -> Vec<String> {
-        let start = self.next % self.keys.len().max(1);
-        self.next = start + 1;
-        rotated(&self.keys, start)
-    }
-}
-
-/// How long a scanned key list is reused before the registry is scanned again.
-const REGISTRY_RESCAN_MS: u64 = 2_000;
 
 impl RegistryAllocator {
-    /// An allocator reading the registry from `store`.
+    /// An allocator on the registry and fleet index in `store`.
     pub fn new(
-        store: std::sync::Arc<dyn Store>,
-        ids: std::sync::Arc<dyn Ids>,
+        store: Arc<dyn Store>,
+        ids: Arc<dyn Ids>,
+        clock: Arc<dyn Clock>,
         keys: Keys,
         settings: &crate::config::AllocatorSettings,
     ) -> Self {
-        Self {
+        let metrics = Arc::new(Metrics::default());
+        let checks = Checks::new(metrics.clone(), Arc::new(NoProbe));
+        let scripts = ScriptRunner::new(store.clone(), keys.clone(), metrics, checks);
+        Self::with_scripts(store, ids, clock, keys, settings, scripts)
+    }
+
+    /// [`Self::new`] with the caller's script runner, so that the index scripts' failures
+    /// and broken relations reach the instance's metrics and probe (the simulation's oracle).
+    pub fn with_scripts(
+        store: Arc<dyn Store>,
+        ids: Arc<dyn Ids>,
+        clock: Arc<dyn Clock>,
+        keys: Keys,
+        settings: &crate::config::AllocatorSettings,
+        scripts: ScriptRunner,
+    ) -> Self {
+        let fleet = FleetIndex::new(
             store,
-            ids,
+            scripts,
+            clock,
             keys,
-            registry_prefix: settings.registry_prefix.clone(),
-            reservation_ttl_ms: settings.claim_ttl_ms,
+            settings.registry_prefix.clone(),
+            settings.claim_ttl_ms,
+        );
+        Self {
+            ids,
+            fleet,
             sessions: SessionCreator::new(),
-            cache: std::sync::Mutex::new(RegistryCache::default()),
+            sweep_interval: Duration::from_millis(settings.sweep_interval_ms),
+            last_inline_sweep: std::sync::Mutex::new(None),
         }
     }
 
-    /// The cached keys in probing order, rescanned when stale (or when `rescan`), and
-    /// whether they were scanned just now.
-    async fn keys_to_probe(&self, rescan: bool) -> Result<(Vec<String>, bool), StoreError> {
-        let cached = self.cache.lock().ok().and_then(|mut cache| {
-            let fresh = cache.scanned_at.is_some_and(|at| {
-                at.elapsed() < std::time::Duration::from_millis(REGISTRY_RESCAN_MS)
-            });
-            (fresh && !rescan).then(|| cache.hand_out())
-        });
-        if let Some(keys) = cached {
-            return Ok((keys, false));
-        }
-        let keys = self.registry_keys().await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.scanned_at = Some(Instant::now());
-            cache.keys.clone_from(&keys);
-            return Ok((cache.hand_out(), true));
-        }
-        Ok((keys, true))
+    /// The fleet index this allocator claims from.
+    pub fn fleet(&self) -> &FleetIndex {
+        &self.fleet
     }
 
-    /// Every registered server key, sorted and without the duplicates SCAN may return.
-    async fn registry_keys(&self) -> Result<Vec<String>, StoreError> {
-        let pattern = format!("{}*", self.registry_prefix);
-        let mut keys = std::collections::BTreeSet::new();
-        let mut cursor = 0;
+    /// How many servers have a free slot (one SCARD), for metrics.
+    pub async fn free_servers(&self) -> Result<u64, FleetError> {
+        self.fleet.free_servers().await
+    }
+
+    /// Follows the registry forever: one bounded sweep step every
+    /// `allocator.sweep_interval_ms`, so registrations the index was not told about
+    /// (legacy servers that set their own `status`) are picked up. Spawn it once per instance.
+    pub async fn follow_registry(&self) {
         loop {
-            let (next, page) = self.store.scan(cursor, &pattern, 100).await?;
-            keys.extend(page);
-            if next == 0 || keys.len() >= limits::MAX_REGISTRY_SCAN_KEYS {
-                return Ok(keys.into_iter().collect());
+            if let Err(error) = self.fleet.sweep_step().await {
+                tracing::warn!(%error, "fleet sweep step failed; next step retries");
             }
-            cursor = next;
+            tokio::time::sleep(self.sweep_interval).await;
         }
     }
 
-    /// Reserves an idle server no other allocation holds; returns its address. Probes the
-    /// cached registry round robin, and rescans once before answering "none idle".
-    async fn reserve_idle_server(&self) -> Result<String, AllocationError> {
-        let token = self.ids.new_id().to_string();
-        let (keys, scanned) = self.keys_to_probe(false).await?;
-        if let Some(address) = self.reserve_among(&keys, &token).await? {
-            return Ok(address);
+    /// Runs one sweep step when no free server was found, at most once per sweep interval
+    /// per instance, so a server that just became idle is found without waiting for the
+    /// background sweep, and exhaustion costs no more than the sweep does.
+    async fn inline_sweep(&self) -> Option<SweepStep> {
+        let due = self.last_inline_sweep.lock().is_ok_and(|mut last| {
+            let due = last.is_none_or(|at| at.elapsed() >= self.sweep_interval);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        });
+        if !due {
+            return None;
         }
-        if !scanned {
-            let (keys, _) = self.keys_to_probe(true).await?;
-            if let Some(address) = self.reserve_among(&keys, &token).await? {
-                return Ok(address);
+        match self.fleet.sweep_step().await {
+            Ok(step) => Some(step),
+            Err(error) => {
+                tracing::warn!(%error, "inline fleet sweep step failed");
+                None
+            }
+        }
+    }
+
+    /// Claims a free server whose registration still says it is idle at the indexed
+    /// address; returns the claim token and the address.
+    async fn claim_server(&self) -> Result<(Uuid, String), AllocationError> {
+        let mut swept = false;
+        for _ in 0..limits::MAX_CLAIM_ATTEMPTS {
+            let token = self.ids.new_id();
+            match self.fleet.claim(token).await.map_err(store_error)? {
+                ClaimReply::Claimed { name, address, .. } => {
+                    if let Checked::Usable(address) = self.check(token, &name, &address).await? {
+                        return Ok((token, address));
+                    }
+                }
+                ClaimReply::None { .. } => {
+                    if swept || self.inline_sweep().await.is_none_or(|s| s.servers == 0) {
+                        return Err(AllocationError::NoIdleServer);
+                    }
+                    swept = true;
+                }
             }
         }
         Err(AllocationError::NoIdleServer)
     }
 
-    /// The first of `keys` that is idle and not reserved, now reserved with `token`.
-    async fn reserve_among(
+    /// Reads the claimed server's registration (one GET): a server that left, turned busy
+    /// or moved since the index last saw it is given back and corrected in the index.
+    async fn check(
         &self,
-        keys: &[String],
-        token: &str,
-    ) -> Result<Option<String>, StoreError> {
-        for key in keys {
-            let Some(raw) = self.store.get(key).await? else {
-                continue;
-            };
-            let Ok(entry) = serde_json::from_slice::<RegistryEntry>(&raw) else {
-                tracing::warn!(%key, "registry entry is not valid JSON; skipped");
-                continue;
-            };
-            if entry.status != "idle" || !is_host_port(&entry.address) {
-                continue;
-            }
-            let name = key.strip_prefix(&self.registry_prefix).unwrap_or(key);
-            let reservation = self.keys.server_reservation(name);
-            if self
-                .store
-                .set_nx_px(&reservation, token, self.reservation_ttl_ms)
-                .await?
-            {
-                return Ok(Some(entry.address));
-            }
+        token: Uuid,
+        name: &str,
+        indexed_address: &str,
+    ) -> Result<Checked, AllocationError> {
+        let report = self.fleet.read(name).await.map_err(store_error)?;
+        let usable = report
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.status == "idle" && r.address == indexed_address);
+        if usable {
+            return Ok(Checked::Usable(indexed_address.to_owned()));
         }
-        Ok(None)
+        tracing::info!(
+            server = name,
+            "claimed server's registration changed; claiming another"
+        );
+        self.fleet.release(token).await.map_err(store_error)?;
+        self.fleet.sync(&[report]).await.map_err(store_error)?;
+        Ok(Checked::Changed)
     }
 }
 
-/// `keys` starting at `start` and wrapping around.
-fn rotated(keys: &[String], start: usize) -> Vec<String> {
-    let start = start.min(keys.len());
-    let (head, tail) = keys.split_at(start);
-    tail.iter().chain(head).cloned().collect()
+/// A fleet index failure as the allocation error players see (service unavailable).
+fn store_error(error: FleetError) -> AllocationError {
+    match error {
+        FleetError::Store(error) => AllocationError::Store(error),
+        other => AllocationError::Store(StoreError::Unavailable(other.to_string())),
+    }
 }
 
 #[async_trait]
 impl Allocator for RegistryAllocator {
     async fn allocate(&self, players: &[Uuid]) -> Result<Allocation, AllocationError> {
-        let address = self.reserve_idle_server().await?;
+        // The claim is not given back when the game server fails: whether it refused, timed
+        // out or garbled its answer, the claim keeps it out of the next allocations until
+        // the claim TTL, then its own registration decides (the quarantine the older
+        // per-server reservation gave, so a failing server does not take every match).
+        let (_token, address) = self.claim_server().await?;
         self.sessions.create(&address, players).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Goal: allocations that run at the same time start probing at different servers,
-    /// in turn, wrapping around (also after the registry shrank under the cursor).
-    #[test]
-    fn each_allocation_starts_at_the_next_server() {
-        let mut cache = RegistryCache {
-            keys: ["a", "b", "c"].iter().map(|k| (*k).to_owned()).collect(),
-            ..RegistryCache::default()
-        };
-        let firsts: Vec<String> = (0..4)
-            .map(|_| cache.hand_out().first().cloned().unwrap())
-            .collect();
-        assert_eq!(firsts, ["a", "b", "c", "a"]);
-        cache.keys.truncate(1);
-        cache.next = 5;
-        assert_eq!(cache.hand_out(), ["a"]);
-        cache.keys.clear();
-        assert!(cache.hand_out().is_empty());
-    }
-
-    /// Goal: round-robin probing starts at the given key and wraps around, whatever the
-    /// start (also past the end, after the registry shrank).
-    #[test]
-    fn probing_order_rotates() {
-        let keys: Vec<String> = ["a", "b", "c"].iter().map(|k| (*k).to_owned()).collect();
-        assert_eq!(rotated(&keys, 0), keys);
-        assert_eq!(rotated(&keys, 1), ["b", "c", "a"]);
-        assert_eq!(rotated(&keys, 7), keys);
-        assert!(rotated(&[], 3).is_empty());
     }
 }

@@ -86,6 +86,9 @@ register!(
     release_lock,
     renew_player_leases,
     release_player_lease,
+    fleet_claim,
+    fleet_release,
+    fleet_sync,
 );
 
 #[cfg(test)]

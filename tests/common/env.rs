@@ -105,6 +105,9 @@ impl TestEnv {
                 // Longer than any test: a game server that was called once is not picked
                 // again, so a failing stub never shadows the healthy one added after it.
                 claim_ttl_ms: 30_000,
+                // Short, so the registry sweep finds a stub registered a moment ago
+                // within a few steps even when other tests' keys fill the shared Redis.
+                sweep_interval_ms: 20,
             },
             auth: AuthSettings::required(TEST_SECRET),
             ..Settings::default()

@@ -268,13 +268,14 @@ impl Inspector {
             .await;
     }
 
-    /// Every key of this test except game server claims (which expire with their TTL by
-    /// design): queues, players hash, loading hashes and index, locks, player leases.
+    /// Every key of this test except the fleet index (the game servers' state, which
+    /// outlives matches by design; its claims expire with their TTL): queues, players hash,
+    /// loading hashes and index, locks, player leases.
     pub async fn matchmaking_keys(&self) -> Vec<String> {
         self.scan(":*")
             .await
             .into_iter()
-            .filter(|key| !key.contains(":claim:"))
+            .filter(|key| !key.contains(":claim:") && !key.contains(":fleet:"))
             .collect()
     }
 

@@ -31,6 +31,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     /// The `server::run` task.
     task: Option<JoinHandle<Ended>>,
+    /// The allocator's registry sweep (`follow_registry`), stopped with the instance.
+    follow_task: JoinHandle<()>,
 }
 
 impl TestServer {
@@ -88,17 +90,20 @@ impl TestServer {
             });
         }
         let ids: Arc<dyn Ids> = Arc::new(RandomIds);
-        let allocator = RegistryAllocator::new(
+        let allocator = Arc::new(RegistryAllocator::new(
             store.clone(),
             ids.clone(),
+            clock.clone(),
             Keys::new(&settings.key_prefix),
             &settings.allocator,
-        );
+        ));
+        let follower = allocator.clone();
+        let follow_task = tokio::spawn(async move { follower.follow_registry().await });
         let deps = Deps {
             store,
             clock,
             ids,
-            allocator: Arc::new(allocator),
+            allocator,
             probe: Arc::new(NoProbe),
         };
         let settings = Arc::new(settings);
@@ -124,6 +129,7 @@ impl TestServer {
             settings,
             stop: Some(stop),
             task: Some(task),
+            follow_task,
         }
     }
 
@@ -131,6 +137,7 @@ impl TestServer {
     /// margin.
     pub async fn shutdown(mut self) -> Ended {
         drop(self.stop.take());
+        self.follow_task.abort();
         let limit = Duration::from_millis(self.settings.timing.shutdown_timeout_ms) + super::WAIT;
         let task = self
             .task
@@ -145,5 +152,6 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         drop(self.stop.take());
+        self.follow_task.abort();
     }
 }

@@ -51,6 +51,8 @@ struct StubState {
 pub struct StubGameServer {
     /// Its `host:port`, as registered and as answered in `server_address`.
     pub address: String,
+    /// Its registry name: the key is `<registry_prefix><name>`.
+    pub name: String,
     state: Arc<StubState>,
     task: JoinHandle<()>,
 }
@@ -77,6 +79,7 @@ impl StubGameServer {
             .await;
         Self {
             address: state.address.clone(),
+            name,
             state,
             task,
         }

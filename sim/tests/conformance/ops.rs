@@ -1129,6 +1129,27 @@ const SPECS: &[ScriptSpec] = &[
         args: &[Role::Owner],
         check: Check::Script,
     },
+    // The fleet scripts reuse keys of the types they expect (the players hash as the
+    // servers hash, a queue as the free set, the lock as a claim), so they meet the other
+    // scripts' data as well as their own.
+    ScriptSpec {
+        name: "fleet_claim",
+        keys: &[Role::PlayersKey, Role::QueueKey, Role::LockKey],
+        args: &[Role::Pool(NOWS), Role::Pool(PX_MS), Role::Pool(MAX_POPS)],
+        check: Check::Script,
+    },
+    ScriptSpec {
+        name: "fleet_release",
+        keys: &[Role::PlayersKey, Role::QueueKey, Role::LockKey],
+        args: &[],
+        check: Check::Script,
+    },
+    ScriptSpec {
+        name: "fleet_sync",
+        keys: &[Role::PlayersKey, Role::QueueKey],
+        args: &[Role::Pool(NOWS)],
+        check: Check::Script,
+    },
 ];
 
 /// How an EVAL's arity is bent, if at all.
@@ -1156,14 +1177,18 @@ fn eval() -> BoxedStrategy<Op> {
         1 => Just(Arity::ExtraArg),
         1 => select(&["-1", "99", "x", ""][..]).prop_map(Arity::BadNumkeys),
     ];
-    eval_with([3, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1], arity.boxed(), 0.3)
+    eval_with(
+        [3, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 2, 1, 2],
+        arity.boxed(),
+        0.3,
+    )
 }
 
 /// An EVAL as the service makes it: right arity, no noise, mostly the scripts of a match's
 /// life after the queue (try_match, loading_complete, finish_match, cancel_loading).
 fn flow_eval() -> BoxedStrategy<Op> {
     eval_with(
-        [2, 1, 3, 6, 3, 1, 1, 1, 1, 1, 1],
+        [2, 1, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1],
         Just(Arity::Right).boxed(),
         0.0,
     )
@@ -1171,7 +1196,7 @@ fn flow_eval() -> BoxedStrategy<Op> {
 
 /// An EVAL of a service script chosen by `weights` (in [`SPECS`] order), with `arity`
 /// and a story that is noisy with probability `noise`.
-fn eval_with(weights: [u32; 11], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
+fn eval_with(weights: [u32; 14], arity: BoxedStrategy<Arity>, noise: f64) -> BoxedStrategy<Op> {
     let choices: Vec<(u32, BoxedStrategy<usize>)> = weights
         .iter()
         .enumerate()
@@ -1294,6 +1319,32 @@ fn variadic_tail(name: &'static str) -> BoxedStrategy<(Vec<Arg>, Vec<Arg>)> {
                 })
                 .boxed()
         }
+        "fleet_sync" => prop::collection::vec(
+            (
+                0..PIDS.len(),
+                0..ADDRESSES.len(),
+                prop::bool::ANY,
+                1_u8..=2,
+                0_u8..=2,
+            ),
+            0..=3,
+        )
+        .prop_map(|servers| {
+            let args = servers
+                .into_iter()
+                .flat_map(|(pid, address, idle, capacity, sessions)| {
+                    [
+                        word(PIDS.get(pid).copied().unwrap_or_default()),
+                        word(ADDRESSES.get(address).copied().unwrap_or_default()),
+                        word(if idle { "idle" } else { "busy" }),
+                        word(&capacity.to_string()),
+                        word(&sessions.to_string()),
+                    ]
+                })
+                .collect();
+            (Vec::new(), args)
+        })
+        .boxed(),
         _ => Just((Vec::new(), Vec::new())).boxed(),
     }
 }
@@ -1329,7 +1380,7 @@ fn eval_op(spec: &ScriptSpec, mut keys: Vec<Arg>, mut args: Vec<Arg>, arity: Ari
 fn every_service_script_is_generated() {
     assert_eq!(
         SPECS.len(),
-        11,
+        14,
         "update the spec weights in eval() and flow_eval()"
     );
     assert_eq!(SPECS.first().map(|spec| spec.name), Some("enqueue"));

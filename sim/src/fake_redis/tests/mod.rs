@@ -7,6 +7,7 @@ mod commands_strings;
 mod determinism;
 mod expiry;
 mod faults;
+mod fleet_calls;
 mod follow;
 mod lua_convert;
 mod lua_errors;
