@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use match_server::allocator::RegistryAllocator;
+use match_server::allocator::agones::AgonesAllocator;
+use match_server::allocator::{Allocator, RegistryAllocator};
 use match_server::auth;
 use match_server::clock::{Clock, RandomIds, SystemClock};
-use match_server::config::{ENV_PREFIX, Settings};
+use match_server::config::{AllocatorKind, ENV_PREFIX, Settings};
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
 use match_server::probe::NoProbe;
@@ -190,17 +191,24 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|error| format!("cannot listen on {}: {error}", settings.bind))?;
     let store = Arc::new(store);
     let ids = Arc::new(RandomIds);
-    let allocator = RegistryAllocator::new(
-        store.clone(),
-        ids.clone(),
-        Keys::new(&settings.key_prefix),
-        &settings.allocator,
-    );
+    let allocator: Arc<dyn Allocator> = match settings.allocator.kind {
+        AllocatorKind::Registry => Arc::new(RegistryAllocator::new(
+            store.clone(),
+            ids.clone(),
+            Keys::new(&settings.key_prefix),
+            &settings.allocator,
+        )),
+        AllocatorKind::Agones => {
+            let agones = &settings.allocator.agones;
+            tracing::info!(url = %agones.url, namespace = %agones.namespace, "allocating game servers from Agones");
+            Arc::new(AgonesAllocator::new(agones, ids.clone())?)
+        }
+    };
     let deps = Deps {
         store,
         clock: Arc::new(SystemClock),
         ids,
-        allocator: Arc::new(allocator),
+        allocator,
         probe: Arc::new(NoProbe),
     };
     let ended = server::run(listener, Arc::new(settings), deps, shutdown_signal()).await;

@@ -105,6 +105,7 @@ impl TestEnv {
                 // Longer than any test: a game server that was called once is not picked
                 // again, so a failing stub never shadows the healthy one added after it.
                 claim_ttl_ms: 30_000,
+                ..AllocatorSettings::default()
             },
             auth: AuthSettings::required(TEST_SECRET),
             ..Settings::default()

@@ -1,13 +1,15 @@
 //! An in-process match-server: `server::run` on a loopback tokio listener with the
-//! production seams (RedisStore, SystemClock, RandomIds, RegistryAllocator).
+//! production seams (RedisStore, SystemClock, RandomIds, and the allocator the settings'
+//! `allocator.kind` names).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use match_server::allocator::RegistryAllocator;
+use match_server::allocator::agones::AgonesAllocator;
+use match_server::allocator::{Allocator, RegistryAllocator};
 use match_server::clock::{Clock, Ids, RandomIds, SystemClock};
-use match_server::config::Settings;
+use match_server::config::{AllocatorKind, Settings};
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
 use match_server::probe::NoProbe;
@@ -88,17 +90,23 @@ impl TestServer {
             });
         }
         let ids: Arc<dyn Ids> = Arc::new(RandomIds);
-        let allocator = RegistryAllocator::new(
-            store.clone(),
-            ids.clone(),
-            Keys::new(&settings.key_prefix),
-            &settings.allocator,
-        );
+        let allocator: Arc<dyn Allocator> = match settings.allocator.kind {
+            AllocatorKind::Registry => Arc::new(RegistryAllocator::new(
+                store.clone(),
+                ids.clone(),
+                Keys::new(&settings.key_prefix),
+                &settings.allocator,
+            )),
+            AllocatorKind::Agones => Arc::new(
+                AgonesAllocator::new(&settings.allocator.agones, ids.clone())
+                    .unwrap_or_else(|error| panic!("cannot set up the Agones client: {error}")),
+            ),
+        };
         let deps = Deps {
             store,
             clock,
             ids,
-            allocator: Arc::new(allocator),
+            allocator,
             probe: Arc::new(NoProbe),
         };
         let settings = Arc::new(settings);
