@@ -197,6 +197,7 @@ impl<M> Series<M> {
     /// (a panic elsewhere while it was held) drops the update: metrics never stop the
     /// service.
     fn with<T>(&self, label: &str, apply: impl Fn(&M) -> T) -> Option<T> {
+        let label = self.key(label);
         if let Ok(values) = self.values.read()
             && let Some(metric) = values.get(label)
         {
@@ -211,7 +212,12 @@ impl<M> Series<M> {
 
     /// Reads the series of `label` if it exists.
     fn read<T>(&self, label: &str, read: impl Fn(&M) -> T) -> Option<T> {
-        self.values.read().ok()?.get(label).map(read)
+        self.values.read().ok()?.get(self.key(label)).map(read)
+    }
+
+    /// The key of `label`'s series: "" in an unlabelled family, whatever the caller passed.
+    fn key<'l>(&self, label: &'l str) -> &'l str {
+        if self.label.is_some() { label } else { "" }
     }
 }
 
