@@ -171,6 +171,8 @@ impl std::fmt::Debug for AuthSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AllocatorSettings {
+    /// Which backend allocates game servers: the Redis registry (default) or Agones.
+    pub kind: AllocatorKind,
     /// Key prefix of the registry: `dedicated_server:<name>` holds `{"address","status"}`.
     pub registry_prefix: String,
     /// How long an allocation's claim of a server slot (its `{prefix}:fleet:claim:<token>`
@@ -181,6 +183,29 @@ pub struct AllocatorSettings {
     /// Pause between two bounded steps of the sweep that keeps the fleet index in step with
     /// registrations it was not told about (legacy servers flipping their own `status`).
     pub sweep_interval_ms: u64,
+    /// The Agones allocator service, used when `kind = "agones"`.
+    pub agones: crate::allocator::agones::settings::AgonesSettings,
+}
+
+/// The game server allocation backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocatorKind {
+    /// Game servers register in Redis (`dedicated_server:<name>`) and answer
+    /// `POST /session/create`.
+    #[default]
+    Registry,
+    /// The Agones allocator service (`POST /gameserverallocation`) picks a Ready GameServer.
+    Agones,
+}
+
+impl AllocatorSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self.kind {
+            AllocatorKind::Registry => Ok(()),
+            AllocatorKind::Agones => self.agones.validate().map_err(ConfigError::Invalid),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -242,9 +267,11 @@ impl Default for Limits {
 impl Default for AllocatorSettings {
     fn default() -> Self {
         Self {
+            kind: AllocatorKind::Registry,
             registry_prefix: "dedicated_server:".to_owned(),
             claim_ttl_ms: 30_000,
             sweep_interval_ms: 1_000,
+            agones: crate::allocator::agones::settings::AgonesSettings::default(),
         }
     }
 }
@@ -552,6 +579,44 @@ mod tests {
         let settings = Settings::from_toml("", &env).unwrap();
         assert_eq!(settings.bind, "0.0.0.0:9000");
         assert_eq!(settings.timing.loading_timeout_ms, 1234);
+    }
+
+    /// Goal: the Agones backend is chosen and configured from the file (selectors
+    /// included) or the environment; without a url it is refused at start-up; the default
+    /// stays the registry.
+    #[test]
+    fn agones_backend_from_file_and_env() {
+        use crate::allocator::agones::settings::GameServerState;
+        assert_eq!(Settings::default().allocator.kind, AllocatorKind::Registry);
+        let file = "[allocator]\nkind = \"agones\"\n[allocator.agones]\n\
+                    url = \"http://agones-allocator:8000\"\nnamespace = \"games\"\n\
+                    [[allocator.agones.selectors]]\n\
+                    match_labels = { \"agones.dev/fleet\" = \"arena\" }\n\
+                    game_server_state = \"Allocated\"\n";
+        let settings = Settings::from_toml(file, &secret_env()).unwrap();
+        assert_eq!(settings.allocator.kind, AllocatorKind::Agones);
+        let agones = &settings.allocator.agones;
+        assert_eq!(agones.namespace, "games");
+        assert_eq!(agones.selectors.len(), 1);
+        assert_eq!(
+            agones.selectors[0].game_server_state,
+            GameServerState::Allocated
+        );
+        let mut env = secret_env();
+        env.insert("MATCH_SERVER_ALLOCATOR__KIND".into(), "agones".into());
+        let error = Settings::from_toml("", &env).unwrap_err().to_string();
+        assert!(error.contains("allocator.agones.url"), "{error}");
+        env.insert(
+            "MATCH_SERVER_ALLOCATOR__AGONES__URL".into(),
+            "http://10.0.0.9:8000".into(),
+        );
+        env.insert(
+            "MATCH_SERVER_ALLOCATOR__AGONES__UNALLOCATED_STATUS".into(),
+            "503".into(),
+        );
+        let settings = Settings::from_toml("", &env).unwrap();
+        assert_eq!(settings.allocator.agones.url, "http://10.0.0.9:8000");
+        assert_eq!(settings.allocator.agones.unallocated_status, 503);
     }
 
     /// Goal: each kind of bad value is refused with a message naming it.

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, AuthError, Identity};
 use crate::limits;
 use crate::matchmaker::Matchmaker;
-use crate::metrics::Family;
+use crate::metrics::{Family, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 use crate::session;
 
 /// What one HTTP connection needs to route its requests.
@@ -55,15 +55,7 @@ pub async fn route(
     let path = request.uri().path();
     let response = match (request.method(), path) {
         (&Method::GET, "/ws" | "/ws/") => upgrade(&connection, request),
-        (&Method::GET, "/metrics") => {
-            let body = connection.matchmaker.metrics().render();
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            response
-        }
+        (&Method::GET, "/metrics") => metrics(&connection, &request),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (_, "/ws" | "/ws/" | "/metrics" | "/healthz") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -71,6 +63,28 @@ pub async fn route(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(response)
+}
+
+/// The metrics exposition: OpenMetrics to a scraper that accepts it (Prometheus asks for
+/// it first), else the Prometheus text format 0.0.4.
+fn metrics(connection: &Connection, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let openmetrics = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let metrics = connection.matchmaker.metrics();
+    let (body, content_type) = if openmetrics {
+        (metrics.render_openmetrics(), OPENMETRICS_CONTENT_TYPE)
+    } else {
+        (metrics.render(), PROMETHEUS_TEXT_CONTENT_TYPE)
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 /// Checks the WebSocket handshake headers; the client's key when they are right.

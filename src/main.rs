@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use match_server::allocator::RegistryAllocator;
+use match_server::allocator::agones::AgonesAllocator;
+use match_server::allocator::{Allocator, RegistryAllocator};
 use match_server::auth;
 use match_server::clock::{Clock, RandomIds, SystemClock};
-use match_server::config::{ENV_PREFIX, Settings};
+use match_server::config::{AllocatorKind, ENV_PREFIX, Settings};
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
 use match_server::probe::NoProbe;
@@ -191,15 +192,25 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let store = Arc::new(store);
     let ids = Arc::new(RandomIds);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let allocator = Arc::new(RegistryAllocator::new(
-        store.clone(),
-        ids.clone(),
-        clock.clone(),
-        Keys::new(&settings.key_prefix),
-        &settings.allocator,
-    ));
-    let follower = allocator.clone();
-    tokio::spawn(async move { follower.follow_registry().await });
+    let allocator: Arc<dyn Allocator> = match settings.allocator.kind {
+        AllocatorKind::Registry => {
+            let registry = Arc::new(RegistryAllocator::new(
+                store.clone(),
+                ids.clone(),
+                clock.clone(),
+                Keys::new(&settings.key_prefix),
+                &settings.allocator,
+            ));
+            let follower = registry.clone();
+            tokio::spawn(async move { follower.follow_registry().await });
+            registry
+        }
+        AllocatorKind::Agones => {
+            let agones = &settings.allocator.agones;
+            tracing::info!(url = %agones.url, namespace = %agones.namespace, "allocating game servers from Agones");
+            Arc::new(AgonesAllocator::new(agones, ids.clone())?)
+        }
+    };
     let deps = Deps {
         store,
         clock,

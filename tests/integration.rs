@@ -14,6 +14,7 @@
 
 mod common;
 
+mod agones;
 mod allocation_failures;
 mod auth;
 mod bad_frames;

@@ -5,6 +5,7 @@
 //! body `{"players": [uuid, ...]}` by `{"server_address": "...", "session_id": uuid}`
 //! ([`session_create`]).
 
+pub mod agones;
 pub mod fleet;
 pub mod registration;
 pub mod registry;

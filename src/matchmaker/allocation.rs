@@ -72,11 +72,16 @@ impl Job<'_> {
     async fn allocate_and_finish(&self) {
         let players: Vec<Uuid> = self.members.iter().map(|m| m.player).collect();
         let timeout = Duration::from_millis(self.shared.settings.timing.allocation_timeout_ms);
+        let loaded_at = tokio::time::Instant::now();
         let allocate = self.shared.deps.allocator.allocate(&players);
         let result = match tokio::time::timeout(timeout, allocate).await {
             Ok(result) => result,
             Err(_) => Err(AllocationError::Timeout),
         };
+        let failure = result.as_ref().err().map(AllocationError::code);
+        self.shared
+            .metrics
+            .allocation_finished(failure, loaded_at.elapsed());
         match result {
             Ok(allocation) => self.finish(allocation).await,
             Err(error) => self.requeue_after_failure(&error).await,

@@ -108,6 +108,7 @@ impl TestEnv {
                 // Short, so the registry sweep finds a stub registered a moment ago
                 // within a few steps even when other tests' keys fill the shared Redis.
                 sweep_interval_ms: 20,
+                ..AllocatorSettings::default()
             },
             auth: AuthSettings::required(TEST_SECRET),
             ..Settings::default()

@@ -11,6 +11,7 @@
 //! Redis instead (tests isolate themselves by key prefix and delete their keys).
 //! `RUST_LOG=match_server=debug` shows the service's logs of a failing test.
 
+pub mod agones;
 pub mod binary;
 pub mod client;
 pub mod env;

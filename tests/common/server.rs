@@ -1,13 +1,15 @@
 //! An in-process match-server: `server::run` on a loopback tokio listener with the
-//! production seams (RedisStore, SystemClock, RandomIds, RegistryAllocator).
+//! production seams (RedisStore, SystemClock, RandomIds, and the allocator the settings'
+//! `allocator.kind` names).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use match_server::allocator::RegistryAllocator;
+use match_server::allocator::agones::AgonesAllocator;
+use match_server::allocator::{Allocator, RegistryAllocator};
 use match_server::clock::{Clock, Ids, RandomIds, SystemClock};
-use match_server::config::Settings;
+use match_server::config::{AllocatorKind, Settings};
 use match_server::keys::Keys;
 use match_server::matchmaker::Deps;
 use match_server::probe::NoProbe;
@@ -90,15 +92,30 @@ impl TestServer {
             });
         }
         let ids: Arc<dyn Ids> = Arc::new(RandomIds);
-        let allocator = Arc::new(RegistryAllocator::new(
-            store.clone(),
-            ids.clone(),
-            clock.clone(),
-            Keys::new(&settings.key_prefix),
-            &settings.allocator,
-        ));
-        let follower = allocator.clone();
-        let follow_task = tokio::spawn(async move { follower.follow_registry().await });
+        let (allocator, follow_task): (Arc<dyn Allocator>, JoinHandle<()>) = match settings
+            .allocator
+            .kind
+        {
+            AllocatorKind::Registry => {
+                let registry = Arc::new(RegistryAllocator::new(
+                    store.clone(),
+                    ids.clone(),
+                    clock.clone(),
+                    Keys::new(&settings.key_prefix),
+                    &settings.allocator,
+                ));
+                let follower = registry.clone();
+                let task = tokio::spawn(async move { follower.follow_registry().await });
+                (registry, task)
+            }
+            AllocatorKind::Agones => (
+                Arc::new(
+                    AgonesAllocator::new(&settings.allocator.agones, ids.clone())
+                        .unwrap_or_else(|error| panic!("cannot set up the Agones client: {error}")),
+                ),
+                tokio::spawn(async {}),
+            ),
+        };
         let deps = Deps {
             store,
             clock,
