@@ -199,15 +199,6 @@ pub enum AllocatorKind {
     Agones,
 }
 
-impl AllocatorSettings {
-    fn validate(&self) -> Result<(), ConfigError> {
-        match self.kind {
-            AllocatorKind::Registry => Ok(()),
-            AllocatorKind::Agones => self.agones.validate().map_err(ConfigError::Invalid),
-        }
-    }
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -355,7 +346,10 @@ impl AllocatorSettings {
                 "allocator.sweep_interval_ms must be at least {MIN_SWEEP_INTERVAL_MS}"
             )));
         }
-        Ok(())
+        match self.kind {
+            AllocatorKind::Registry => Ok(()),
+            AllocatorKind::Agones => self.agones.validate().map_err(ConfigError::Invalid),
+        }
     }
 }
 
