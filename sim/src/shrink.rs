@@ -292,6 +292,8 @@ pub fn without_fault_kind(scenario: &Scenario, kind: &str) -> Scenario {
         "alloc_malformed_body" => f.allocator.malformed = 0,
         "server_crash" => f.process.retain(|p| p.kind != ProcessFaultKind::Crash),
         "server_shutdown" => f.process.retain(|p| p.kind != ProcessFaultKind::Shutdown),
+        "server_stall" => f.process.retain(|p| p.kind != ProcessFaultKind::Stall),
+        "server_freeze" => f.process.retain(|p| p.kind != ProcessFaultKind::Freeze),
         "scheduled_redis_fault" => f.scheduled.clear(),
         _ => {}
     }

@@ -114,7 +114,7 @@ fn missed_start_with_a_cause_passes() {
             "redis_lost_reply on PUBLISH from server-0",
             1_010,
         ),
-        ("server-1", SUBSCRIBER_DROP, 3_900),
+        ("server-1", SUBSCRIBER_DROP, 3_990),
     ];
     for (instance, what, to_ms) in faults {
         let mut oracle = created_on_server_0();
