@@ -1,15 +1,21 @@
 -- loading_complete.lua: mark one player of a loading session ready; the last one moves it to allocating.
 -- Layout (src/scripts/loading_complete.rs): KEYS and ARGV as bound below.
 -- Reply: {'waiting', ready, total} | {'all_ready', mode, pid1, owner1, ...}
---      | {'already_ready'} | {'not_member'} | {'gone'}
+--      | {'already_ready'} | {'not_member'} | {'gone'} | {'lease_lost'}
+-- Fenced on the player lease: a call held by a stalled connection that lands after the
+-- caller's lease ran out (another connection may hold the player by then) changes nothing.
 -- Idempotent for the caller that completed the group: asked again (its reply was lost), it
 -- gets 'all_ready' again, so exactly one caller allocates a game server.
 local loading_key = KEYS[1]
 local players_key = KEYS[2]
+local lease_key = KEYS[3]
 local player = ARGV[1]
 local owner = ARGV[2]
 local loading_id = ARGV[3]
 local allocation_deadline_ms = ARGV[4]
+if redis.call('GET', lease_key) ~= owner then
+  return { 'lease_lost' }
+end
 if redis.call('EXISTS', loading_key) == 0 then
   return { 'gone' }
 end

@@ -102,7 +102,7 @@ pub(super) async fn release(shared: &Shared, guard: LockGuard) {
         Ok(false) => tracing::info!(%key, "lock expired before release"),
         // Counted and logged as a bad reply already.
         Err(CallError::BadReply | CallError::Layout) => {}
-        Err(CallError::Unavailable | CallError::Server) => {
+        Err(CallError::Unavailable | CallError::Server | CallError::Withdrawn) => {
             tracing::warn!(%key, "lock release failed; it expires by TTL");
         }
     }

@@ -66,6 +66,9 @@ pub enum CompleteOutcome {
     NotMember,
     /// The loading session no longer exists.
     Gone,
+    /// The player's lease no longer holds this session's token: nothing was marked, and
+    /// the session must stop acting for the player.
+    LeaseLost,
 }
 
 impl CompleteOutcome {
@@ -159,6 +162,21 @@ impl SessionPort {
         self.shared.record(fact);
     }
 
+    /// The guard of each attempt of an effect the session `owner` runs for `player`: the
+    /// attempt is sent (and reported as `act`) only while the session's lease fence holds.
+    /// Checked per attempt, not per step: retries held by a stalled Redis connection can
+    /// outlast the lease, and an attempt sent after it may land for a player another
+    /// connection holds by then.
+    fn acting(&self, owner: Uuid, player: Uuid, act: Act) -> impl Fn() -> bool + '_ {
+        move || {
+            if self.leases.must_stop(Member { player, owner }) {
+                return false;
+            }
+            self.record(Fact::Acted { player, owner, act });
+            true
+        }
+    }
+
     /// Puts `player` into the queue of `mode` for the session `owner`. `requested` says
     /// whether the client asked for it (a new attempt) or the session repairs a lost entry;
     /// the act is reported to the probe before every attempt (an attempt is when it lands).
@@ -180,11 +198,12 @@ impl SessionPort {
             max_queue_len: shared.settings.limits.max_queue_len,
             modes: &shared.settings.modes,
         };
-        let act = Act::Enqueue { requested };
-        let acting = || self.record(Fact::Acted { player, owner, act });
         let reply = shared
             .scripts
-            .call_reporting(&call, acting)
+            .call_guarded(
+                &call,
+                self.acting(owner, player, Act::Enqueue { requested }),
+            )
             .await
             .map_err(|_| EffectError::Unavailable)?;
         Ok(match reply {
@@ -299,9 +318,10 @@ impl SessionPort {
             allocation_deadline_ms: now_ms.saturating_add(allocation_ms),
             players_per_match,
         };
+        let act = Act::LoadingCompleted { loading };
         let reply = shared
             .scripts
-            .call(&call)
+            .call_guarded(&call, self.acting(owner, player, act))
             .await
             .map_err(|_| EffectError::Unavailable)?;
         Ok(match reply {
@@ -320,6 +340,7 @@ impl SessionPort {
             CompleteReply::AlreadyReady => CompleteOutcome::AlreadyReady,
             CompleteReply::NotMember => CompleteOutcome::NotMember,
             CompleteReply::Gone => CompleteOutcome::Gone,
+            CompleteReply::LeaseLost => CompleteOutcome::LeaseLost,
         })
     }
 

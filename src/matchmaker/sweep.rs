@@ -171,7 +171,9 @@ impl Sweeper {
                 }
                 // A garbled page restarts the pass; a failed call goes on from here.
                 Err(CallError::BadReply | CallError::Layout) => return 0,
-                Err(CallError::Unavailable | CallError::Server) => return cursor,
+                Err(CallError::Unavailable | CallError::Server | CallError::Withdrawn) => {
+                    return cursor;
+                }
             }
         }
         cursor

@@ -164,6 +164,9 @@ pub enum CallError {
     BadReply,
     /// The call did not fit its script's layout and was not sent (a bug).
     Layout,
+    /// The caller's guard withdrew the call before an attempt (its lease may be gone): that
+    /// attempt was not sent, though an earlier one may have taken effect.
+    Withdrawn,
 }
 
 /// Sends script calls: the one place that retries, counts and logs them.
@@ -202,6 +205,22 @@ impl ScriptRunner {
         call: &C,
         before_each: impl Fn(),
     ) -> Result<C::Outcome, CallError> {
+        let guard = || {
+            before_each();
+            true
+        };
+        self.call_guarded(call, guard).await
+    }
+
+    /// [`Self::call`], asking `may_send` right before every attempt: `false` withdraws the
+    /// call there ([`CallError::Withdrawn`]). A session acting for its player checks its
+    /// lease fence per attempt this way, not only per step: retries of one effect can span
+    /// seconds when Redis holds requests, longer than the lease may live.
+    pub async fn call_guarded<C: ScriptCall>(
+        &self,
+        call: &C,
+        may_send: impl Fn() -> bool,
+    ) -> Result<C::Outcome, CallError> {
         let script = call.script();
         let (keys, args) = match call.invocation(&self.keys).finish() {
             Ok(filled) => filled,
@@ -214,7 +233,9 @@ impl ScriptRunner {
         let attempts = C::RETRY.attempts();
         let mut failure = CallError::Unavailable;
         for attempt in 1..=attempts {
-            before_each();
+            if !may_send() {
+                return Err(CallError::Withdrawn);
+            }
             match self.eval(script, &keys, &args).await {
                 Ok(reply) => match self.outcome(call, &reply) {
                     Ok(outcome) => return Ok(outcome),

@@ -145,7 +145,7 @@ fn every_typed_call_fills_its_layout() {
         allocation_deadline_ms: 1,
         players_per_match: 2,
     };
-    assert_eq!(filled(&complete, &keys), (2, 4));
+    assert_eq!(filled(&complete, &keys), (3, 4));
     let finish = finish_match::FinishMatch {
         mode: &mode.name,
         loading,

@@ -16,7 +16,7 @@ pub static SCRIPT: LazyLock<Script> = script!("loading_complete");
 
 /// KEYS and ARGV of `loading_complete.lua`.
 pub const LAYOUT: Layout = Layout {
-    keys: &["loading_key", "players_key"],
+    keys: &["loading_key", "players_key", "lease_key"],
     args: &["player", "owner", "loading_id", "allocation_deadline_ms"],
     key_tail: None,
     arg_tail: None,
@@ -54,6 +54,9 @@ pub enum CompleteReply {
     NotMember,
     /// The loading session no longer exists.
     Gone,
+    /// The player lease does not hold the caller's token (it ran out, or another
+    /// connection took the player): nothing was marked.
+    LeaseLost,
 }
 
 impl ScriptCall for LoadingComplete {
@@ -68,6 +71,7 @@ impl ScriptCall for LoadingComplete {
         let mut call = Invocation::new(&LAYOUT);
         call.key("loading_key", keys.loading(self.loading));
         call.key("players_key", keys.players());
+        call.key("lease_key", keys.player_lease(self.player));
         call.arg("player", self.player);
         call.arg("owner", self.owner);
         call.arg("loading_id", self.loading);
@@ -114,6 +118,7 @@ pub fn parse(reply: &Reply, players_per_match: usize) -> Result<CompleteReply, R
         "already_ready" => CompleteReply::AlreadyReady,
         "not_member" => CompleteReply::NotMember,
         "gone" => CompleteReply::Gone,
+        "lease_lost" => CompleteReply::LeaseLost,
         other => return Err(unknown_tag(script, reply, other)),
     };
     fields.end()?;

@@ -104,6 +104,7 @@ impl Parser {
                 "already_ready",
                 "not_member",
                 "gone",
+                "lease_lost",
             ],
             Self::Finish => &["matched", "gone"],
             Self::Cancel => &["cancelled", "not_expired", "not_member", "gone"],
@@ -558,6 +559,14 @@ fn good_replies() -> Vec<Good> {
             2,
             vec![tag("gone")],
             Outcome::Complete(CompleteReply::Gone),
+            None,
+        ),
+        row(
+            "complete: lease lost",
+            Parser::Complete,
+            2,
+            vec![tag("lease_lost")],
+            Outcome::Complete(CompleteReply::LeaseLost),
             None,
         ),
         // finish_match.lua

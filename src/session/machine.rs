@@ -321,7 +321,8 @@ pub fn step(state: State, event: Event, ctx: &mut Context) -> Step {
         (state, Event::BadFrame(code)) => Step::stay(state).error(code),
         (state, Event::Closed) => leave_for_good(state),
         (state, Event::Shutdown) => leave_for_good(state).error(ErrorCode::ShuttingDown),
-        (state, Event::Notice(NoticeEvent::LeaseLost)) => lease_lost(state, ctx),
+        (state, Event::Notice(NoticeEvent::LeaseLost))
+        | (state, Event::Completed(Ok(CompleteOutcome::LeaseLost))) => lease_lost(state, ctx),
         (state, Event::Request(ClientRequest::Enqueue { player_id, .. }))
             if ctx.player.is_some_and(|player| player != player_id) =>
         {

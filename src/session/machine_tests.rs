@@ -221,6 +221,7 @@ enum E {
     CompletedAlreadyReady,
     CompletedNotMember,
     CompletedGone,
+    CompletedLeaseLost,
     CompleteFailed,
     SyncedAbsent,
     SyncedQueued,
@@ -256,7 +257,7 @@ enum E {
 }
 
 impl E {
-    const ALL: [Self; 55] = [
+    const ALL: [Self; 56] = [
         Self::Connected,
         Self::EnqueueValid,
         Self::EnqueueUnknownMode,
@@ -280,6 +281,7 @@ impl E {
         Self::CompletedAlreadyReady,
         Self::CompletedNotMember,
         Self::CompletedGone,
+        Self::CompletedLeaseLost,
         Self::CompleteFailed,
         Self::SyncedAbsent,
         Self::SyncedQueued,
@@ -344,6 +346,7 @@ impl E {
             Self::CompletedAlreadyReady => Event::Completed(Ok(CompleteOutcome::AlreadyReady)),
             Self::CompletedNotMember => Event::Completed(Ok(CompleteOutcome::NotMember)),
             Self::CompletedGone => Event::Completed(Ok(CompleteOutcome::Gone)),
+            Self::CompletedLeaseLost => Event::Completed(Ok(CompleteOutcome::LeaseLost)),
             Self::CompleteFailed => Event::Completed(Err(EffectError::Unavailable)),
             Self::SyncedAbsent => Event::Synced(Ok(None)),
             Self::SyncedQueued => synced(OWNER, MODE, Place::Queued),
@@ -600,11 +603,13 @@ fn expected(s: S, e: E) -> Step {
             .maybe_run(s.cleanup()),
         // The renewal found the lease gone: a holder cleans up and ends the connection; a
         // session that holds none has nothing to lose.
-        (_, LeaseLost) if s.lease() == LeaseHold::Held => go(State::Disconnecting)
-            .err(C::SessionLost)
-            .maybe_run(s.cleanup())
-            .close(Close::SessionLost),
-        (_, LeaseLost) => keep(s),
+        (_, LeaseLost | CompletedLeaseLost) if s.lease() == LeaseHold::Held => {
+            go(State::Disconnecting)
+                .err(C::SessionLost)
+                .maybe_run(s.cleanup())
+                .close(Close::SessionLost)
+        }
+        (_, LeaseLost | CompletedLeaseLost) => keep(s),
         // A connection bound to PLAYER never acts for another one, whatever its state.
         (IdleUnbound, EnqueueOtherPlayer) => go(State::Acquiring {
             player: OTHER_PLAYER,
@@ -855,6 +860,7 @@ fn event_variant(event: &Event) -> &'static str {
         Event::Completed(Ok(CompleteOutcome::AlreadyReady)) => "completed already_ready",
         Event::Completed(Ok(CompleteOutcome::NotMember)) => "completed not_member",
         Event::Completed(Ok(CompleteOutcome::Gone)) => "completed gone",
+        Event::Completed(Ok(CompleteOutcome::LeaseLost)) => "completed lease_lost",
         Event::Completed(Err(_)) => "completed error",
         Event::Synced(Ok(None)) => "synced absent",
         Event::Synced(Ok(Some(entry))) => match entry.place {
@@ -932,7 +938,7 @@ fn the_cross_product_covers_every_variant() {
     let states: BTreeSet<&str> = S::ALL.iter().map(|s| state_variant(&s.state())).collect();
     assert_eq!(states.len(), 13, "every state variant: {states:?}");
     let events: BTreeSet<&str> = E::ALL.iter().map(|e| event_variant(&e.event())).collect();
-    assert_eq!(events.len(), 38, "{events:?}");
+    assert_eq!(events.len(), 39, "{events:?}");
 }
 
 /// Goal: the whole cross product runs without a single panic.
@@ -1718,13 +1724,17 @@ fn binding_and_lease_change_only_as_written() {
             (_, E::LeaseAcquired) if s.is_acquiring() => LeaseHold::Held,
             (_, E::LeaseHeldElsewhere) if s.is_acquiring() => LeaseHold::NotHeld,
             (_, E::LeaseFailed) if s.is_acquiring() => LeaseHold::Unknown,
-            (_, E::LeaseLost) if live && s.lease() == LeaseHold::Held => LeaseHold::NotHeld,
+            (_, E::LeaseLost | E::CompletedLeaseLost) if live && s.lease() == LeaseHold::Held => {
+                LeaseHold::NotHeld
+            }
             _ => pair.before.lease,
         };
         assert_eq!(pair.after.lease, lease, "{case}");
         let close = match (s, e) {
             (_, E::LeaseHeldElsewhere) if s.is_acquiring() => Some(Close::SessionExists),
-            (_, E::LeaseLost) if live && s.lease() == LeaseHold::Held => Some(Close::SessionLost),
+            (_, E::LeaseLost | E::CompletedLeaseLost) if live && s.lease() == LeaseHold::Held => {
+                Some(Close::SessionLost)
+            }
             (S::AcqConnect, E::LeaseFailed) => Some(Close::Unavailable),
             _ => None,
         };

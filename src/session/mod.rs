@@ -435,13 +435,12 @@ where
                 Event::Left(port.leave(owner, claim.player, &claim.mode, loading).await)
             }
             Effect::Complete { claim, loading } => {
-                let outcome = port
-                    .loading_complete(owner, claim.player, &claim.mode, loading)
-                    .await;
-                if outcome.as_ref().is_ok_and(|outcome| outcome.is_ready()) {
-                    self.acted(claim.player, Act::LoadingCompleted { loading });
-                }
-                Event::Completed(outcome)
+                // The port reports the act before every attempt, and sends none once the
+                // lease fence is gone; the script refuses one that lands after the lease.
+                Event::Completed(
+                    port.loading_complete(owner, claim.player, &claim.mode, loading)
+                        .await,
+                )
             }
             Effect::Resync { player } => Event::Synced(port.read_entry(player).await),
             Effect::AcquireLease { player } => {

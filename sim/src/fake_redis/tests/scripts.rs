@@ -83,13 +83,16 @@ async fn try_match(redis: &FakeRedis) -> Reply {
     eval(redis, &scripts::try_match::SCRIPT, &keys, &args).await
 }
 
-/// Marks `player` ready in the loading session.
+/// Marks `player` ready in the loading session, for the session `owner`, which holds the
+/// player's lease.
 async fn loading_complete(redis: &FakeRedis, player: &str, owner: &str) -> Reply {
+    let lease = format!("session:{player}");
+    ok(redis, &["SET", &lease, owner]);
     let args = [player, owner, "L1", "20000"];
     eval(
         redis,
         &scripts::loading_complete::SCRIPT,
-        &[LOADING, PLAYERS],
+        &[LOADING, PLAYERS, &lease],
         &args,
     )
     .await

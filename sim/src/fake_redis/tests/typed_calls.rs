@@ -113,7 +113,8 @@ async fn enqueue_keeps_the_lease_it_was_given() {
 
 /// Goal: `try_match` groups two live players under the loading id and lock token it was
 /// given (the players' entries name that loading session), refuses to act without the
-/// lock, and `loading_complete` then marks each player of the group ready in turn.
+/// lock, and `loading_complete` then marks each player of the group ready in turn - only
+/// for a session that holds the player's lease.
 #[tokio::test]
 async fn try_match_then_loading_complete() {
     let (redis, runner, metrics) = runner();
@@ -170,6 +171,18 @@ async fn try_match_then_loading_complete() {
         players_per_match: 2,
     };
     let [first, second] = group;
+    // Fenced on the player lease: while another session's token holds it, nothing is marked
+    // (the first real call below is still the one that marks the player ready).
+    let lease = |player: Uuid| Keys::new(PREFIX).player_lease(player);
+    let stranger = Uuid::from_u128(55).to_string();
+    ok(&redis, &["SET", &lease(first.0), &stranger]);
+    assert_eq!(
+        runner.call(&complete(first)).await,
+        Ok(CompleteReply::LeaseLost)
+    );
+    for (player, owner) in group {
+        ok(&redis, &["SET", &lease(player), &owner.to_string()]);
+    }
     assert_eq!(
         runner.call(&complete(first)).await,
         Ok(CompleteReply::Waiting)
