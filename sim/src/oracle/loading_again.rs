@@ -14,6 +14,18 @@
 //!    Redis held it right before the end). A match, the player's own leaving, and a timeout
 //!    the player had not loaded for all take it out of the queue.
 //!
+//! Two orders are not what they seem, and the check reads through both:
+//!
+//! - A creation is reported when the matcher hears `try_match`'s reply, which a held or
+//!   slow reply can delay past the session's own end. Its place in the order is the
+//!   earliest evidence that it existed: its creation fact, a `start_loading` told for it,
+//!   or an attempt to end it or to complete it.
+//! - An attempt to end a session is reported before it is sent, and attempts held by a
+//!   stalled connection land in any order. Every attempt that found the session before
+//!   the next one was created may be the one that ended it: the player is kept if any of
+//!   them keeps it (two co-players left at once: whichever landed first requeued the other,
+//!   whose own leave then found nothing to end).
+//!
 //! In particular, after a loading timeout no player who loaded is grouped again with a
 //! co-player who was absent from that session unless that co-player enqueued again: the
 //! absent one's next loading session needs its own new attempt. Checks that extend this
@@ -73,6 +85,8 @@ struct History<'a> {
 impl<'a> History<'a> {
     fn read(records: &'a [FactRecord]) -> Self {
         let mut history = Self::default();
+        // The first log position at which each loading session is known to exist.
+        let mut evidence: BTreeMap<Uuid, usize> = BTreeMap::new();
         for (seq, record) in records.iter().enumerate() {
             match (&record.fact, &record.witness) {
                 (
@@ -108,17 +122,34 @@ impl<'a> History<'a> {
                 ) => history.requested.entry(*player).or_default().push(seq),
                 _ => {}
             }
+            if let Some(loading) = evidence_of(&record.fact) {
+                evidence.entry(loading).or_insert(seq);
+            }
         }
+        history.order_by_evidence(&evidence);
         history
     }
 
-    /// The attempt that ended `loading` before `before`: the last one that still found it.
-    fn end_of(&self, loading: Uuid, before: usize) -> Option<&Ending<'a>> {
-        self.endings
-            .get(&loading)?
-            .iter()
-            .rev()
-            .find(|ending| ending.seq < before)
+    /// Moves each creation to the earliest evidence that its session existed, and sorts
+    /// them in that order (see the module documentation).
+    fn order_by_evidence(&mut self, evidence: &BTreeMap<Uuid, usize>) {
+        for created in &mut self.created {
+            if let Some(seq) = evidence.get(&created.loading) {
+                created.seq = created.seq.min(*seq);
+            }
+        }
+        self.created.sort_by_key(|created| created.seq);
+    }
+
+    /// The attempts that may have ended `loading` before `before`: those that still found
+    /// it, in the order they were reported.
+    fn ends_of(&self, loading: Uuid, before: usize) -> Vec<&Ending<'a>> {
+        self.endings.get(&loading).map_or_else(Vec::new, |endings| {
+            endings
+                .iter()
+                .filter(|ending| ending.seq < before)
+                .collect()
+        })
     }
 
     /// Whether `player` asked to enqueue between the log positions `after` and `before`.
@@ -126,6 +157,33 @@ impl<'a> History<'a> {
         self.requested
             .get(&player)
             .is_some_and(|seqs| seqs.iter().any(|seq| *seq > after && *seq < before))
+    }
+}
+
+/// The loading session a fact shows to exist already: one a session was told to load, or
+/// one the service tries to end or to complete.
+fn evidence_of(fact: &Fact) -> Option<Uuid> {
+    match fact {
+        Fact::LoadingCreated { loading, .. } | Fact::LoadingEnding { loading, .. } => {
+            Some(*loading)
+        }
+        Fact::Acted {
+            act: Act::ToldStartLoading { loading } | Act::LoadingCompleted { loading },
+            ..
+        } => Some(*loading),
+        _ => None,
+    }
+}
+
+/// Why the end `end` of a loading session took `player` out of the queue; `None` when it
+/// kept the player there.
+fn taken_out(end: &Ending<'_>, player: Uuid) -> Option<&'static str> {
+    match end.cause {
+        EndCause::Matched => Some("it was matched"),
+        EndCause::Left { player: leaver } if leaver == player => Some("it left"),
+        EndCause::Left { .. } | EndCause::AllocationFailed { .. } => None,
+        EndCause::TimedOut if end.state.ready.contains(&player) => None,
+        EndCause::TimedOut => Some("it had not loaded when the loading timed out"),
     }
 }
 
@@ -165,7 +223,8 @@ fn unexplained(
     earlier: &Created<'_>,
     later: &Created<'_>,
 ) -> Option<String> {
-    let Some(end) = history.end_of(earlier.loading, later.seq) else {
+    let ends = history.ends_of(earlier.loading, later.seq);
+    let (Some(first), Some(end)) = (ends.first(), ends.last()) else {
         let excused = faults
             .iter()
             .any(|fault| fault.from_ms <= later.at_ms && fault.to_ms >= earlier.at_ms);
@@ -176,14 +235,12 @@ fn unexplained(
             )
         });
     };
-    let taken_out = match end.cause {
-        EndCause::Matched => Some("it was matched"),
-        EndCause::Left { player: leaver } if leaver == player => Some("it left"),
-        EndCause::Left { .. } | EndCause::AllocationFailed { .. } => None,
-        EndCause::TimedOut if end.state.ready.contains(&player) => None,
-        EndCause::TimedOut => Some("it had not loaded when the loading timed out"),
-    }?;
-    if history.enqueued_between(player, end.seq, later.seq) {
+    if ends.iter().any(|end| taken_out(end, player).is_none()) {
+        return None;
+    }
+    let taken_out = taken_out(end, player)?;
+    // The player was out of the queue from the first of them at the earliest.
+    if history.enqueued_between(player, first.seq, later.seq) {
         return None;
     }
     let loaded_again: Vec<String> = later

@@ -243,3 +243,54 @@ fn the_last_attempt_that_found_the_session_is_its_end() {
         .created(3_400, SECOND, &[1, 3]);
     assert_eq!(history.violations(&[]), vec![]);
 }
+
+/// Goal: two co-players who leave at once may be requeued by each other's leave (whichever
+/// lands first requeues the other, whose own leave then finds nothing to end), so a leaver
+/// grouped again is explained when another attempt that found the session kept it - but a
+/// lone leaver still is not (seed 5323: both leaves were held by a stalled connection).
+#[test]
+fn a_co_leaver_who_landed_first_explains_the_regroup() {
+    let two_left = History::default()
+        .created(100, FIRST, &[1, 2, 3])
+        .ending(400, FIRST, EndCause::Left { player: p(2) }, &[1, 2, 3], &[])
+        .ending(420, FIRST, EndCause::Left { player: p(1) }, &[1, 2, 3], &[])
+        .created(900, SECOND, &[1, 3]);
+    assert_eq!(two_left.violations(&[]), vec![]);
+    let alone = History::default()
+        .created(100, FIRST, &[1, 2, 3])
+        .ending(420, FIRST, EndCause::Left { player: p(1) }, &[1, 2, 3], &[])
+        .ending(430, FIRST, EndCause::Left { player: p(1) }, &[1, 2, 3], &[])
+        .created(900, SECOND, &[1, 3]);
+    let violations = alone.violations(&[]);
+    assert_eq!(violations.len(), 1);
+    assert!(violations[0].detail.contains("it left"));
+}
+
+/// Goal: a creation whose report came late (the matcher heard `try_match`'s reply after the
+/// session had been told, left and ended) takes its place from the earliest evidence of it,
+/// so the player's new attempt after leaving explains the next session (seeds 8895, 9938);
+/// without a new attempt the regroup is still flagged.
+#[test]
+fn a_late_creation_report_is_ordered_by_its_first_evidence() {
+    let told = |history: History, at_ms: u64| {
+        let fact = Fact::Acted {
+            player: p(1),
+            owner: p(1_001),
+            act: Act::ToldStartLoading { loading: FIRST },
+        };
+        history.push(at_ms, fact, None)
+    };
+    let late = told(History::default(), 100)
+        .ending(400, FIRST, EndCause::Left { player: p(1) }, &[1, 2], &[])
+        .enqueue(500, 1, true)
+        .created(600, SECOND, &[1, 3])
+        .created(900, FIRST, &[1, 2]);
+    assert_eq!(late.violations(&[]), vec![]);
+    let no_new_attempt = told(History::default(), 100)
+        .ending(400, FIRST, EndCause::Left { player: p(1) }, &[1, 2], &[])
+        .created(600, SECOND, &[1, 3])
+        .created(900, FIRST, &[1, 2]);
+    let violations = no_new_attempt.violations(&[]);
+    assert_eq!(violations.len(), 1);
+    assert!(violations[0].detail.contains("it left"));
+}
