@@ -323,6 +323,7 @@ mod tests {
             target: target.into(),
             loading: None,
             reply_tag: Some(tag.into()),
+            effect_tag: Some(tag.into()),
             fault: None,
             dropped_subscribers: false,
             delay_ms: 0,

@@ -30,6 +30,9 @@ pub struct Served<'a> {
     pub args: &'a [Vec<u8>],
     /// What the instance gets back; `None` when the request failed before its effect.
     pub result: Option<&'a Result<Reply, StoreError>>,
+    /// The reply the request itself produced when a fault replaced it with an error after
+    /// its effect (`error_after_effect`): what Redis did, which the instance never heard.
+    pub effect: Option<&'a Reply>,
     /// The fault injected into it, if any.
     pub fault: Option<FaultKind>,
     /// How long its reply is delayed (a slow reply), ms.

@@ -243,6 +243,7 @@ impl FakeRedis {
             keys: request.parts().0,
             args: request.parts().1,
             result: None,
+            effect: None,
             fault: None,
             delay_ms: 0,
             held_ms,
@@ -273,8 +274,15 @@ impl FakeRedis {
             decision.kind = Some(fault.kind);
             element = fault.element;
         }
+        // What the request did, kept only when the fault about to strike hides it.
+        let effect = result
+            .as_ref()
+            .ok()
+            .filter(|_| decision.kind == Some(FaultKind::ErrorAfterEffect))
+            .cloned();
         let (result, delay, struck) = state.strike(decision.kind, element, result);
         served.result = Some(&result);
+        served.effect = effect.as_ref();
         served.fault = struck;
         served.delay_ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         state.observe(&served, now_ms);
@@ -545,6 +553,7 @@ impl Store for FakeRedis {
                 keys: &[],
                 args: &args,
                 result: None,
+                effect: None,
                 fault: struck,
                 delay_ms: delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 held_ms: 0,

@@ -59,6 +59,9 @@ pub struct RedisOp {
     /// The first element of its reply (`matched`, `gone`, ...), `error` for an error reply,
     /// `None` when the request failed before its effect.
     pub reply_tag: Option<String>,
+    /// The first element of the reply the request itself produced: `reply_tag`, unless a
+    /// fault replaced that reply with an error after the effect (then what Redis did).
+    pub effect_tag: Option<String>,
     /// The fault injected into it, by name.
     pub fault: Option<&'static str>,
     /// Whether every live subscription (every instance's) was dropped right before it.

@@ -136,13 +136,13 @@ impl Check for InTime {
 }
 
 /// The script that ended `loading` in Redis by `at_ms` (a match recorded, or the session
-/// cancelled), if one did.
+/// cancelled), if one did - also when its reply was lost to a fault after the effect.
 fn ended_before<'a>(cx: &Cx<'a>, loading: Uuid, at_ms: u64) -> Option<&'a RedisOp> {
     cx.history.ops.iter().find(|op| {
         op.loading == Some(loading)
             && op.at_ms <= at_ms
             && matches!(
-                (op.target.as_str(), op.reply_tag.as_deref()),
+                (op.target.as_str(), op.effect_tag.as_deref()),
                 ("finish_match", Some("matched")) | ("cancel_loading", Some("cancelled"))
             )
     })

@@ -65,12 +65,24 @@ impl RedisLog {
     }
 }
 
-/// The first element of a reply, as a tag (`matched`, `gone`); `error` for an error.
+/// The first element of what the instance got back, as a tag (`matched`, `gone`); `error`
+/// for an error.
 fn reply_tag(served: &Served<'_>) -> Option<String> {
     match served.result? {
-        Ok(Reply::Array(items)) => items.first().and_then(Reply::as_text).map(str::to_owned),
-        Ok(reply) => Some(reply.as_text().unwrap_or("value").to_owned()),
+        Ok(reply) => Some(tag_of(reply)),
         Err(_) => Some("error".to_owned()),
+    }
+}
+
+/// The first element of a reply, as a tag.
+fn tag_of(reply: &Reply) -> String {
+    match reply {
+        Reply::Array(items) => items
+            .first()
+            .and_then(Reply::as_text)
+            .unwrap_or("value")
+            .to_owned(),
+        reply => reply.as_text().unwrap_or("value").to_owned(),
     }
 }
 
@@ -97,6 +109,7 @@ impl Observer for RedisLog {
             target: served.target.to_owned(),
             loading: self.loading_in(served.keys),
             reply_tag: reply_tag(served),
+            effect_tag: served.effect.map(tag_of).or_else(|| reply_tag(served)),
             fault: served.fault.map(FaultKind::name),
             dropped_subscribers: served.dropped_subscribers,
             delay_ms: served.delay_ms,

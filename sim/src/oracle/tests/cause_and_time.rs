@@ -222,6 +222,7 @@ fn leave_after_the_match_is_judged_from_the_match() {
             target: "finish_match".into(),
             loading: Some(id(LOADING)),
             reply_tag: Some("matched".into()),
+            effect_tag: Some("matched".into()),
             fault: fault.then_some("redis_truncated_reply"),
             dropped_subscribers: false,
             delay_ms: 0,
@@ -244,6 +245,45 @@ fn leave_after_the_match_is_judged_from_the_match() {
         assert_eq!(
             flagged(&oracle, Invariant::InTime, Some(2)),
             !fault,
+            "{:?}",
+            oracle.violations()
+        );
+    }
+}
+
+/// Goal: a leave from a session that another player's leave had already cancelled in
+/// Redis - though that instance never heard the reply (`error_after_effect`, seed 5607) -
+/// is judged from that cancel, whose fault excuses the co-player's late notice. An attempt
+/// that failed before its effect ended nothing: then the leave is the cause, and the same
+/// fault on another instance excuses nothing.
+#[test]
+fn leave_after_a_cancel_whose_reply_was_lost_is_judged_from_the_cancel() {
+    for took_effect in [true, false] {
+        let mut oracle = loading_pair();
+        let effect = if took_effect { "cancelled" } else { "error" };
+        oracle.history_mut().ops.push(RedisOp {
+            at_ms: 500,
+            host: "server-1".into(),
+            target: "cancel_loading".into(),
+            loading: Some(id(LOADING)),
+            reply_tag: Some("error".into()),
+            effect_tag: Some(effect.into()),
+            fault: Some("redis_error_after_effect"),
+            dropped_subscribers: false,
+            delay_ms: 0,
+            notice: None,
+            held_ms: 0,
+        });
+        let scope = Scope::Instance("server-1".into());
+        oracle
+            .history_mut()
+            .fault(500, Some(500), scope, "redis_error_after_effect".into());
+        oracle.client_event(id(1), 600, closed());
+        oracle.client_event(id(2), 1_400, error(ErrorCode::LoadingCancelled));
+        liveness(&mut oracle, 2_000, &RedisView::default());
+        assert_eq!(
+            flagged(&oracle, Invariant::InTime, Some(2)),
+            !took_effect,
             "{:?}",
             oracle.violations()
         );

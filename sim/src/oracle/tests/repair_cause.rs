@@ -37,6 +37,7 @@ fn created_on_server_0() -> Oracle {
         target: "try_match".into(),
         loading: Some(id(LOADING)),
         reply_tag: Some("matched".into()),
+        effect_tag: Some("matched".into()),
         fault: None,
         dropped_subscribers: false,
         delay_ms: 0,
