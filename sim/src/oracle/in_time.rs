@@ -20,7 +20,7 @@
 
 use uuid::Uuid;
 
-use super::history::{LoadingRecord, RedisOp};
+use super::history::{LoadingRecord, RedisOp, SUBSCRIBER_DROP};
 use super::{Bounds, Check, ClientEvent, ClientModel, Cx, Findings, Path, RedisView};
 use crate::world::EPOCH_SECS;
 use match_server::probe::{EndCause, Fact, LeaseChange};
@@ -338,6 +338,24 @@ fn is_grouped_session(
     })
 }
 
+/// Whether a fault on `path` between the promise's cause and its deadline explains that it
+/// was kept late (at `met`) or not at all. A subscriber drop explains a lost notice only
+/// until the resync its resubscription orders (R7) had time to run: a message later than
+/// that stands for a broken resubscribe resync, not for the drop (as invariant 15 judges
+/// repairs).
+fn excused(cx: &Cx<'_>, path: &Path, promise: &Promise, met: Option<u64>) -> bool {
+    let arrived_ms = met.unwrap_or(u64::MAX);
+    let repair_ms = cx
+        .bounds
+        .prompt_ms
+        .saturating_add(cx.bounds.tick_ms.saturating_mul(2));
+    cx.history
+        .excuses(path, promise.from_ms, promise.deadline_ms)
+        .any(|fault| {
+            fault.what != SUBSCRIBER_DROP || arrived_ms <= fault.to_ms.saturating_add(repair_ms)
+        })
+}
+
 /// Judges one promise: kept by its deadline, not judgeable (the run or the connection
 /// ended first), excused by a fault on its path, or broken.
 fn judge(cx: &Cx<'_>, now_ms: u64, promise: &Promise, met: Option<u64>, out: &mut Findings<'_>) {
@@ -361,11 +379,7 @@ fn judge(cx: &Cx<'_>, now_ms: u64, promise: &Promise, met: Option<u64>, out: &mu
     out.checked(1);
     let mut path = promise.path.clone();
     model.add_connection_at(&mut path, promise.from_ms);
-    if cx
-        .history
-        .excuse(&path, promise.from_ms, promise.deadline_ms)
-        .is_some()
-    {
+    if excused(cx, &path, promise, met) {
         return;
     }
     let when = met.map_or_else(|| "never".to_owned(), |at| format!("only at {at} ms"));

@@ -4,7 +4,7 @@
 use match_server::probe::{EndCause, LeaseChange};
 
 use super::*;
-use crate::oracle::history::RedisOp;
+use crate::oracle::history::{RedisOp, SUBSCRIBER_DROP};
 use crate::probe::{LoadingState, Witness};
 use crate::world::EPOCH_SECS;
 
@@ -285,6 +285,37 @@ fn leave_after_a_cancel_whose_reply_was_lost_is_judged_from_the_cancel() {
             flagged(&oracle, Invariant::InTime, Some(2)),
             !took_effect,
             "{:?}",
+            oracle.violations()
+        );
+    }
+}
+
+/// Goal: a subscriber drop excuses a co-player's late `loading_cancelled` only until its
+/// instance's resubscribe resync had time to run (R7): told right after the resubscription
+/// it passes; told a second later (by the periodic resync, not the resubscribe one) it is
+/// flagged, as a broken resubscribe resync would be.
+#[test]
+fn subscriber_drop_excuses_a_late_notice_only_until_the_resubscribe_resync() {
+    let b = bounds();
+    let resubscribed_ms = 600 + b.disconnect_grace_ms + 100;
+    let cases = [
+        (resubscribed_ms + b.prompt_ms / 2, true),
+        (resubscribed_ms + b.prompt_ms + 1_000, false),
+    ];
+    for (told_ms, excused) in cases {
+        let mut oracle = loading_pair();
+        oracle.facts([ending(600, EndCause::Left { player: id(1) })]);
+        let scope = Scope::Instance("server-0".into());
+        oracle
+            .history_mut()
+            .fault(590, Some(resubscribed_ms), scope, SUBSCRIBER_DROP.into());
+        oracle.client_event(id(1), 600, closed());
+        oracle.client_event(id(2), told_ms, error(ErrorCode::LoadingCancelled));
+        liveness(&mut oracle, told_ms + 2_000, &RedisView::default());
+        assert_eq!(
+            flagged(&oracle, Invariant::InTime, Some(2)),
+            !excused,
+            "told at {told_ms} ms: {:?}",
             oracle.violations()
         );
     }
