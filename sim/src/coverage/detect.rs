@@ -324,6 +324,7 @@ mod tests {
             loading: None,
             reply_tag: Some(tag.into()),
             effect_tag: Some(tag.into()),
+            caller_held_lease: None,
             fault: None,
             dropped_subscribers: false,
             delay_ms: 0,

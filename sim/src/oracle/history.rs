@@ -62,6 +62,10 @@ pub struct RedisOp {
     /// The first element of the reply the request itself produced: `reply_tag`, unless a
     /// fault replaced that reply with an error after the effect (then what Redis did).
     pub effect_tag: Option<String>,
+    /// For a script that acts for a player's session (`loading_complete`): whether the
+    /// player's lease held the caller's token when it took effect. A request held by a
+    /// stalled connection lands late; this is judged where it lands, not where it was sent.
+    pub caller_held_lease: Option<bool>,
     /// The fault injected into it, by name.
     pub fault: Option<&'static str>,
     /// Whether every live subscription (every instance's) was dropped right before it.

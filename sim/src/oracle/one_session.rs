@@ -8,13 +8,17 @@
 //! and never overwritten). Refusals, closes and the frames of a session's retirement
 //! (`session_exists`, `session_lost`, `shutting_down`) are not acts, and a client's silence
 //! proves nothing either way: only what servers did is judged.
+//!
+//! An act is reported when its attempt is sent; a request held by a stalled connection
+//! lands later. So a `loading_complete` that marked its caller ready is judged where it
+//! landed as well: the player's lease must still have held the caller's token.
 
 use std::collections::BTreeMap;
 
 use match_server::probe::{Act, Fact, LeaseChange};
 use uuid::Uuid;
 
-use super::{Bounds, Check, Cx, Findings, Invariant, RedisView, Violation};
+use super::{Bounds, Check, Cx, Findings, Invariant, RedisOp, RedisView, Violation};
 use crate::probe::{FactRecord, Witness};
 
 /// Invariant 10 over the facts of a run: every act happened under the acting session's own
@@ -107,7 +111,40 @@ impl Check for OneSession {
         for violation in violations {
             out.violate(violation.at_ms, violation.detail);
         }
+        for op in &cx.history.ops {
+            if let Some(held) = marked_ready(op) {
+                out.checked(1);
+                if !held {
+                    out.violate(op.at_ms, landed_without_lease(op));
+                }
+            }
+        }
     }
+}
+
+/// For a `loading_complete` that marked its caller ready (its own reply, whatever the
+/// instance heard): whether the caller held the player's lease where it landed.
+fn marked_ready(op: &RedisOp) -> Option<bool> {
+    let marked = matches!(op.effect_tag.as_deref(), Some("waiting" | "all_ready"));
+    (op.target == "loading_complete" && marked)
+        .then_some(op.caller_held_lease)
+        .flatten()
+}
+
+/// The description of a `loading_complete` that landed without its caller's lease.
+fn landed_without_lease(op: &RedisOp) -> String {
+    let loading = op
+        .loading
+        .map_or_else(String::new, |loading| format!(" {loading}"));
+    let held = if op.held_ms > 0 {
+        format!(", held {} ms by a stall", op.held_ms)
+    } else {
+        String::new()
+    };
+    format!(
+        "loading_complete{loading} from {} took effect at {} ms{held} while its session no longer held the player's lease",
+        op.host, op.at_ms
+    )
 }
 
 #[cfg(test)]

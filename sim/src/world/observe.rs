@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use match_server::keys::Keys;
 use match_server::notify::Notice;
 use match_server::store::Reply;
 use uuid::Uuid;
@@ -33,6 +34,8 @@ pub struct RedisLog {
     ops: Mutex<Vec<RedisOp>>,
     /// `<prefix>:loading:`, to find the loading session a script's keys name.
     loading_key: String,
+    /// Key names, to read a player's lease where a script acting for it lands.
+    keys: Keys,
     /// Coverage evidence only the fake sees (rows reached before or at an effect).
     pub marks: RedisMarks,
 }
@@ -44,6 +47,7 @@ impl RedisLog {
         Arc::new(Self {
             ops: Mutex::new(Vec::new()),
             loading_key: format!("{prefix}:loading:"),
+            keys: Keys::new(prefix),
             marks: RedisMarks::new(prefix, response_timeout_ms),
         })
     }
@@ -54,6 +58,19 @@ impl RedisLog {
             .lock()
             .map(|mut ops| std::mem::take(&mut *ops))
             .unwrap_or_default()
+    }
+
+    /// For `loading_complete` (ARGV player, owner, ...): whether the player's lease held
+    /// the caller's token as the script took effect (the script does not change it).
+    fn caller_held_lease(&self, served: &Served<'_>, data: &DataView<'_>) -> Option<bool> {
+        if served.target != "loading_complete" || served.result.is_none() {
+            return None;
+        }
+        let player = std::str::from_utf8(served.args.first()?).ok()?;
+        let player = Uuid::parse_str(player).ok()?;
+        let owner = served.args.get(1)?;
+        let holder = data.string(&self.keys.player_lease(player));
+        Some(holder == Some(owner.as_slice()))
     }
 
     /// The loading session named by one of `keys`, if any.
@@ -91,7 +108,7 @@ impl Observer for RedisLog {
         self.marks.before(target, keys, args, data);
     }
 
-    fn served(&self, served: &Served<'_>, _data: &DataView<'_>) {
+    fn served(&self, served: &Served<'_>, data: &DataView<'_>) {
         self.marks.served(served);
         let publish = served.target == "PUBLISH";
         let kept =
@@ -110,6 +127,7 @@ impl Observer for RedisLog {
             loading: self.loading_in(served.keys),
             reply_tag: reply_tag(served),
             effect_tag: served.effect.map(tag_of).or_else(|| reply_tag(served)),
+            caller_held_lease: self.caller_held_lease(served, data),
             fault: served.fault.map(FaultKind::name),
             dropped_subscribers: served.dropped_subscribers,
             delay_ms: served.delay_ms,

@@ -223,6 +223,7 @@ fn leave_after_the_match_is_judged_from_the_match() {
             loading: Some(id(LOADING)),
             reply_tag: Some("matched".into()),
             effect_tag: Some("matched".into()),
+            caller_held_lease: None,
             fault: fault.then_some("redis_truncated_reply"),
             dropped_subscribers: false,
             delay_ms: 0,
@@ -268,6 +269,7 @@ fn leave_after_a_cancel_whose_reply_was_lost_is_judged_from_the_cancel() {
             loading: Some(id(LOADING)),
             reply_tag: Some("error".into()),
             effect_tag: Some(effect.into()),
+            caller_held_lease: None,
             fault: Some("redis_error_after_effect"),
             dropped_subscribers: false,
             delay_ms: 0,
@@ -316,6 +318,43 @@ fn subscriber_drop_excuses_a_late_notice_only_until_the_resubscribe_resync() {
             flagged(&oracle, Invariant::InTime, Some(2)),
             !excused,
             "told at {told_ms} ms: {:?}",
+            oracle.violations()
+        );
+    }
+}
+
+/// Goal: a `loading_complete` held by a stalled connection is judged where it lands:
+/// marking the caller ready after its session lost the player's lease is flagged
+/// (invariant 10); under the lease, or refused by the script's fence, it passes.
+#[test]
+fn loading_complete_landing_without_the_lease_is_flagged() {
+    let cases = [
+        ("waiting", false, true),
+        ("all_ready", false, true),
+        ("waiting", true, false),
+        ("lease_lost", false, false),
+    ];
+    for (tag, held, expected) in cases {
+        let mut oracle = loading_pair();
+        oracle.history_mut().ops.push(RedisOp {
+            at_ms: 900,
+            host: "server-0".into(),
+            target: "loading_complete".into(),
+            loading: Some(id(LOADING)),
+            reply_tag: Some(tag.into()),
+            effect_tag: Some(tag.into()),
+            caller_held_lease: Some(held),
+            fault: None,
+            dropped_subscribers: false,
+            delay_ms: 0,
+            notice: None,
+            held_ms: 1_500,
+        });
+        liveness(&mut oracle, 2_000, &RedisView::default());
+        assert_eq!(
+            flagged(&oracle, Invariant::OneSession, None),
+            expected,
+            "{tag}, lease held: {held}: {:?}",
             oracle.violations()
         );
     }

@@ -38,6 +38,7 @@ fn created_on_server_0() -> Oracle {
         loading: Some(id(LOADING)),
         reply_tag: Some("matched".into()),
         effect_tag: Some("matched".into()),
+        caller_held_lease: None,
         fault: None,
         dropped_subscribers: false,
         delay_ms: 0,
