@@ -177,6 +177,18 @@ pub enum ProcessFaultKind {
     /// it then goes on with what it believed - its lock valid, its leases held. Armed at
     /// `at_ms`; it resumes at `at_ms + restart_after_ms` whether or not it froze.
     Freeze,
+    /// A stall aimed at a lock holder: armed at `at_ms`, it strikes right after the process
+    /// next takes a match lock (its Redis requests held, each given up after the response
+    /// timeout as in any stall, landing in order when it resumes at `at_ms +
+    /// restart_after_ms`), so the holder outlives its lock (W6) - the window a stall at a
+    /// random time opens only when it happens to fall inside a match round.
+    StallAfterLock,
+    /// A crash aimed between a script and its notice: armed at `at_ms`, it strikes right
+    /// after the process's next script that owes a notice (a group formed, a loading
+    /// session cancelled, a match recorded) took effect, before it could publish (W7); the
+    /// process restarts at `at_ms + restart_after_ms`, and nothing happens if no such
+    /// script ran by then.
+    CrashAfterScript,
 }
 
 /// A process fault; the server comes back (or resumes) after `restart_after_ms` (at the
@@ -311,6 +323,18 @@ impl Scenario {
                 "server_freeze",
                 f.process.iter().any(|p| p.kind == ProcessFaultKind::Freeze),
             ),
+            (
+                "server_stall_after_lock",
+                f.process
+                    .iter()
+                    .any(|p| p.kind == ProcessFaultKind::StallAfterLock),
+            ),
+            (
+                "server_crash_after_script",
+                f.process
+                    .iter()
+                    .any(|p| p.kind == ProcessFaultKind::CrashAfterScript),
+            ),
             ("scheduled_redis_fault", !f.scheduled.is_empty()),
         ];
         flags
@@ -324,10 +348,19 @@ impl Scenario {
 /// The largest network latency a scenario draws is below this (ms).
 pub const MAX_LATENCY_MS: u32 = 60;
 
-/// How much longer than other process faults a freeze lasts (ms): it is armed at its time
-/// and strikes only when its instance next takes a lock, and it must then outlast the
-/// lock's TTL (2 s in the sim) to reach the window it exists for.
+/// How much longer than other process faults an armed one (a freeze, a stall after a
+/// lock, a crash after a script) lasts (ms): it is armed at its time and strikes only when
+/// its instance next does what it waits for; a freeze or stall must then outlast the lock's
+/// TTL (2 s in the sim) to reach the window it exists for.
 const FREEZE_EXTRA_MS: u32 = 2_000;
+
+/// Percent of scenarios with a process fault when stalls are on: the kinds of the mix
+/// before the targeted ones (crash, shutdown, stall) keep their 10 % each, and the two
+/// targeted kinds (stall after a lock, crash after a script) add 5 % each.
+const PROCESS_FAULT_PERCENT: u32 = 40;
+
+/// Percent of scenarios with a process fault in the mix before stalls (`--no-stalls`).
+const PROCESS_FAULT_PERCENT_BEFORE_STALLS: u32 = 30;
 
 /// Keeps player ids independent of the other uses of the seed.
 const PLAYER_ID_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -542,17 +575,21 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
         });
     let process_kind = if stalls && freezes {
         prop_oneof![
-            Just(ProcessFaultKind::Crash),
-            Just(ProcessFaultKind::Shutdown),
-            Just(ProcessFaultKind::Stall),
-            Just(ProcessFaultKind::Freeze)
+            2 => Just(ProcessFaultKind::Crash),
+            2 => Just(ProcessFaultKind::Shutdown),
+            2 => Just(ProcessFaultKind::Stall),
+            1 => Just(ProcessFaultKind::StallAfterLock),
+            1 => Just(ProcessFaultKind::CrashAfterScript),
+            2 => Just(ProcessFaultKind::Freeze)
         ]
         .boxed()
     } else if stalls {
         prop_oneof![
-            Just(ProcessFaultKind::Crash),
-            Just(ProcessFaultKind::Shutdown),
-            Just(ProcessFaultKind::Stall)
+            2 => Just(ProcessFaultKind::Crash),
+            2 => Just(ProcessFaultKind::Shutdown),
+            2 => Just(ProcessFaultKind::Stall),
+            1 => Just(ProcessFaultKind::StallAfterLock),
+            1 => Just(ProcessFaultKind::CrashAfterScript)
         ]
         .boxed()
     } else {
@@ -572,9 +609,14 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
             at_ms,
             server,
             kind,
-            // A freeze only matters once it outlasts a lock's TTL after it struck.
+            // An armed fault only matters once it outlasts a lock's TTL after it struck
+            // (or, for a crash, once it had time to strike).
             restart_after_ms: match kind {
-                ProcessFaultKind::Freeze => restart_after_ms.saturating_add(FREEZE_EXTRA_MS),
+                ProcessFaultKind::Freeze
+                | ProcessFaultKind::StallAfterLock
+                | ProcessFaultKind::CrashAfterScript => {
+                    restart_after_ms.saturating_add(FREEZE_EXTRA_MS)
+                }
                 _ => restart_after_ms,
             },
         });
@@ -586,6 +628,11 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
             malformed,
         },
     );
+    let process_percent = if stalls {
+        PROCESS_FAULT_PERCENT
+    } else {
+        PROCESS_FAULT_PERCENT_BEFORE_STALLS
+    };
     let sometimes = |on_percent: u32, max: usize| prop_oneof![100 - on_percent => Just(0usize), on_percent => 1..=max];
     (
         redis_faults(),
@@ -593,7 +640,7 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
         sometimes(40, 2).prop_flat_map(move |n| vec(partition.clone(), n)),
         sometimes(40, 2).prop_flat_map(move |n| vec(clock.clone(), n)),
         allocator,
-        sometimes(30, 1).prop_flat_map(move |n| vec(process.clone(), n)),
+        sometimes(process_percent, 1).prop_flat_map(move |n| vec(process.clone(), n)),
     )
         .prop_map(
             |(redis, latency_max_ms, partitions, clock, allocator, process)| Faults {

@@ -294,6 +294,12 @@ pub fn without_fault_kind(scenario: &Scenario, kind: &str) -> Scenario {
         "server_shutdown" => f.process.retain(|p| p.kind != ProcessFaultKind::Shutdown),
         "server_stall" => f.process.retain(|p| p.kind != ProcessFaultKind::Stall),
         "server_freeze" => f.process.retain(|p| p.kind != ProcessFaultKind::Freeze),
+        "server_stall_after_lock" => f
+            .process
+            .retain(|p| p.kind != ProcessFaultKind::StallAfterLock),
+        "server_crash_after_script" => f
+            .process
+            .retain(|p| p.kind != ProcessFaultKind::CrashAfterScript),
         "scheduled_redis_fault" => f.scheduled.clear(),
         _ => {}
     }

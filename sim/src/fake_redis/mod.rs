@@ -137,6 +137,14 @@ struct State {
     frozen: BTreeSet<String>,
     /// Instances that freeze right after they next take a match lock (`SET <lock> NX`).
     armed: BTreeSet<String>,
+    /// Instances that stall (held requests, response timeout as usual) right after they
+    /// next take a match lock: a lock holder outlives its lock (W6).
+    armed_stalls: BTreeSet<String>,
+    /// Instances that crash right after their next script that owes a notice took effect
+    /// (W7): from then on their requests are held for good, until the driver crashes them.
+    armed_crashes: BTreeSet<String>,
+    /// Instances whose armed crash struck, for the driver to crash (in the order struck).
+    struck_crashes: Vec<String>,
     /// How long an instance waits for a held request's reply before it gives up with a
     /// timeout (its effect still lands when the stall ends); `None`: it waits for good.
     response_timeout_ms: Option<u64>,
@@ -177,6 +185,9 @@ impl FakeRedis {
             stalls: BTreeMap::new(),
             frozen: BTreeSet::new(),
             armed: BTreeSet::new(),
+            armed_stalls: BTreeSet::new(),
+            armed_crashes: BTreeSet::new(),
+            struck_crashes: Vec::new(),
             response_timeout_ms: None,
         };
         let shared = Shared {

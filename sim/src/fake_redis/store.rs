@@ -184,6 +184,42 @@ impl FakeRedis {
         self.lock().armed.insert(client.to_owned());
     }
 
+    /// Arms a stall of the instance `client` right after it next takes a match lock: its
+    /// requests are held from then on (its client gives up on each after the response
+    /// timeout, as in any stall) until [`release`](Self::release).
+    pub fn stall_after_lock(&self, client: &str) {
+        self.lock().armed_stalls.insert(client.to_owned());
+    }
+
+    /// Arms a crash of the instance `client` right after its next script that owes a notice
+    /// (a group formed, a loading session cancelled, a match recorded) took effect: its
+    /// requests are held for good from then on, and [`take_struck_crashes`](Self::take_struck_crashes)
+    /// names it, so the driver crashes it before it could publish.
+    pub fn crash_after_notice_script(&self, client: &str) {
+        self.lock().armed_crashes.insert(client.to_owned());
+    }
+
+    /// The instances whose armed crash struck since the last call, in the order struck.
+    pub fn take_struck_crashes(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().struck_crashes)
+    }
+
+    /// Disarms a crash that never struck; returns whether one was armed.
+    pub fn disarm_crash(&self, client: &str) -> bool {
+        self.lock().armed_crashes.remove(client)
+    }
+
+    /// Forgets what the crashed instance `client` had sent and not yet had applied: a dead
+    /// process's held requests never take effect (their senders are gone).
+    pub fn forget_crashed(&self, client: &str) -> usize {
+        let mut state = self.lock();
+        state.armed.remove(client);
+        state.armed_stalls.remove(client);
+        state.armed_crashes.remove(client);
+        state.frozen.remove(client);
+        state.stalls.remove(client).map_or(0, |held| held.len())
+    }
+
     /// Whether the instance `client` is stalled.
     pub fn is_stalled(&self, client: &str) -> bool {
         self.lock().stalls.contains_key(client)
@@ -196,6 +232,7 @@ impl FakeRedis {
         let held = {
             let mut state = self.lock();
             state.armed.remove(client);
+            state.armed_stalls.remove(client);
             state.frozen.remove(client);
             state.stalls.remove(client).unwrap_or_default()
         };
@@ -286,11 +323,7 @@ impl FakeRedis {
         served.fault = struck;
         served.delay_ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         state.observe(&served, now_ms);
-        if state.armed.contains(client) && takes_lock(request, &result) {
-            state.armed.remove(client);
-            state.frozen.insert(client.to_owned());
-            state.stalls.entry(client.to_owned()).or_default();
-        }
+        state.strike_armed(client, request, &result);
         (result, delay)
     }
 
@@ -315,6 +348,31 @@ impl FakeRedis {
 }
 
 impl State {
+    /// Strikes what is armed for `client` and fires on this request: a freeze or a stall
+    /// after it took a match lock, a crash after a script that owes a notice.
+    fn strike_armed(
+        &mut self,
+        client: &str,
+        request: &Request<'_>,
+        result: &Result<Reply, StoreError>,
+    ) {
+        if (self.armed.contains(client) || self.armed_stalls.contains(client))
+            && takes_lock(request, result)
+        {
+            if self.armed.remove(client) {
+                self.frozen.insert(client.to_owned());
+            }
+            self.armed_stalls.remove(client);
+            self.stalls.entry(client.to_owned()).or_default();
+        }
+        if self.armed_crashes.contains(client) && owes_notice(request, result) {
+            self.armed_crashes.remove(client);
+            self.frozen.insert(client.to_owned());
+            self.stalls.entry(client.to_owned()).or_default();
+            self.struck_crashes.push(client.to_owned());
+        }
+    }
+
     /// Applies the fault decided for a request whose effect already happened; returns the
     /// reply, its delay and the fault that struck (a reply fault only when it applied).
     fn strike(
@@ -396,6 +454,22 @@ fn takes_lock(request: &Request<'_>, result: &Result<Reply, StoreError>) -> bool
         .skip(3)
         .any(|arg| arg.eq_ignore_ascii_case(b"NX"));
     is(0, b"SET") && lock_key && nx && matches!(result, Ok(Reply::Status(_)))
+}
+
+/// Whether `request` is a script whose reply obliges its caller to publish a notice: a
+/// group formed (`try_match`), a loading session cancelled, a match recorded.
+fn owes_notice(request: &Request<'_>, result: &Result<Reply, StoreError>) -> bool {
+    let Request::Script { name, .. } = request else {
+        return false;
+    };
+    let Ok(Reply::Array(items)) = result else {
+        return false;
+    };
+    let tag = items.first().and_then(Reply::as_text).unwrap_or_default();
+    matches!(
+        (*name, tag),
+        ("try_match" | "finish_match", "matched") | ("cancel_loading", "cancelled")
+    )
 }
 
 /// Makes an error element anywhere in a reply the error of the whole request, as the

@@ -61,6 +61,9 @@ pub struct Bounds {
     pub match_bound_ms: u64,
     /// The entry lease TTL (ms).
     pub lease_ttl_ms: u64,
+    /// The configured loading timeout: a loading session's deadline is this long after its
+    /// creator read its clock (invariant 13 judges the deadline itself by it).
+    pub loading_timeout_ms: u64,
 }
 
 /// One row of the bounds table.
@@ -105,6 +108,7 @@ impl Bounds {
                 + 4 * t.match_interval_ms
                 + t.lease_ttl_ms,
             lease_ttl_ms: t.lease_ttl_ms,
+            loading_timeout_ms: t.loading_timeout_ms,
         }
     }
 

@@ -3,6 +3,9 @@
 //! - `loading_timeout` / `loading_not_completed` to a client loading session X: the stale
 //!   sweep tried to end X for its timeout (an attempt that found X in Redis), and not before
 //!   X's deadline as Redis held it then, less the allowed clock skew (bound `clock_skew`).
+//!   That deadline is itself judged: at least `loading_timeout_ms` after the creator took
+//!   the mode's lock for the round that created X (it reads its clock after the lock), less
+//!   a tick - less the allowed clock skew when a clock jump was open on the creator.
 //! - The frame that decides a player's second connection (`duplicate_session`): a refusal
 //!   is `session_exists` (the lease is held elsewhere); `service_unavailable` (the lease could
 //!   not be read) and `shutting_down` are legal; `session_lost` only if that connection's
@@ -15,6 +18,7 @@ use match_server::probe::{EndCause, Fact, LeaseChange};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
+use super::history::{LoadingRecord, Scope};
 use super::{Bounds, Check, ClientEvent, Cx, Findings, RedisView};
 use crate::world::EPOCH_SECS;
 
@@ -104,6 +108,9 @@ impl Check for CodeHasCause {
 
     fn at_end(&mut self, cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, out: &mut Findings<'_>) {
         let loadings = cx.history.loadings();
+        for (loading, record) in &loadings {
+            judge_deadline(cx, *loading, record, out);
+        }
         for told in &self.timeouts {
             // Without the session's witnessed creation, nothing to judge it by.
             let Some(record) = loadings
@@ -183,4 +190,60 @@ fn lost_lease_there(cx: &Cx<'_>, refusal: &Refusal) -> bool {
                 Fact::Lease { player, change: LeaseChange::Lost, .. } if *player == refusal.player
             )
     })
+}
+
+/// A loading session's deadline as created is the configured loading timeout after its
+/// creator read its clock, which it does after it took the mode's lock for the round: so at
+/// least `loading_timeout_ms` after the creator's last `LockAcquired` of that mode before it
+/// reported the creation, less a
+/// tick (less the allowed clock skew when a clock jump was open on the creator). A session
+/// without a witnessed deadline or a lock on record is not judged.
+fn judge_deadline(cx: &Cx<'_>, loading: Uuid, record: &LoadingRecord<'_>, out: &mut Findings<'_>) {
+    let Some(deadline_unix_ms) = record.deadline_unix_ms else {
+        return;
+    };
+    // The creator's facts are in the order it reported them: its last lock of the mode
+    // before it reported the creation is the round's (a later round may take the lock in
+    // the same millisecond).
+    let facts = &cx.history.facts;
+    let created_at = facts.iter().position(
+        |fact| matches!(&fact.fact, Fact::LoadingCreated { loading: id, .. } if *id == loading),
+    );
+    let lock_ms = facts
+        .get(..created_at.unwrap_or(0))
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .filter(|fact| fact.host == record.creator)
+        .find_map(|fact| match &fact.fact {
+            Fact::LockAcquired { mode, .. } if mode == record.mode => Some(fact.at_ms),
+            _ => None,
+        });
+    let Some(lock_ms) = lock_ms else {
+        return;
+    };
+    let creator = Scope::Instance(record.creator.to_owned());
+    let jumped = cx.history.faults.iter().any(|fault| {
+        fault.scope == creator
+            && fault.what == "clock_jump"
+            && fault.from_ms <= record.created_ms
+            && fault.to_ms >= lock_ms
+    });
+    let skew_ms = if jumped {
+        cx.bounds.clock_skew_ms
+    } else {
+        cx.bounds.tick_ms
+    };
+    out.checked(1);
+    let deadline_ms = deadline_unix_ms.saturating_sub(EPOCH_SECS * 1_000);
+    let earliest_ms = (lock_ms + cx.bounds.loading_timeout_ms).saturating_sub(skew_ms);
+    if deadline_ms < earliest_ms {
+        out.violate(
+            record.created_ms,
+            format!(
+                "loading session {loading} created by {} at {} ms has its deadline at {deadline_ms} ms, before the loading timeout {} ms after its round took the lock at {lock_ms} ms, less {skew_ms} ms",
+                record.creator, record.created_ms, cx.bounds.loading_timeout_ms
+            ),
+        );
+    }
 }

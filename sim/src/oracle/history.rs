@@ -297,7 +297,9 @@ impl History {
             match (&record.fact, &record.witness) {
                 (
                     Fact::LoadingCreated {
-                        loading, players, ..
+                        loading,
+                        mode,
+                        players,
                     },
                     witness,
                 ) => {
@@ -308,6 +310,7 @@ impl History {
                     loadings.entry(*loading).or_insert(LoadingRecord {
                         created_ms: record.at_ms,
                         creator: &record.host,
+                        mode,
                         players,
                         deadline_unix_ms: created.map(|state| state.deadline_ms),
                         owners: created.map(|state| &state.owners),
@@ -364,6 +367,8 @@ pub struct LoadingRecord<'a> {
     pub created_ms: u64,
     /// The instance that created it.
     pub creator: &'a str,
+    /// Its mode.
+    pub mode: &'a str,
     /// Its players.
     pub players: &'a [Uuid],
     /// Its deadline as set at creation (unix ms of the creator's clock), when witnessed.

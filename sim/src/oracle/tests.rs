@@ -165,6 +165,36 @@ fn duplicate_is_flagged() {
     assert!(flagged(&oracle, Invariant::OnePlace, Some(1)));
 }
 
+/// Goal: a player queued (live entry) in one mode and left behind in another mode's queue
+/// set is in two places; left behind with a dead entry (garbage the sweep owns) it is not.
+#[test]
+fn left_behind_in_another_modes_queue_is_flagged() {
+    let other = "Other_mode".to_owned();
+    let queues = BTreeMap::from([
+        (MODE.to_owned(), BTreeSet::from([id(1)])),
+        (other, BTreeSet::from([id(1)])),
+    ]);
+    let mut oracle = oracle_with_players(&[1]);
+    let view = RedisView {
+        now_ms: 1_000,
+        queues: queues.clone(),
+        entries: BTreeMap::from([(id(1), entry(Place::Queued, 5_000))]),
+        ..RedisView::default()
+    };
+    oracle.snapshot(100, &view, false);
+    assert!(flagged(&oracle, Invariant::OnePlace, Some(1)));
+
+    let mut oracle = oracle_with_players(&[1]);
+    let view = RedisView {
+        now_ms: 1_000,
+        queues,
+        entries: BTreeMap::from([(id(1), entry(Place::Queued, 500))]),
+        ..RedisView::default()
+    };
+    oracle.snapshot(100, &view, false);
+    assert!(!flagged(&oracle, Invariant::OnePlace, None));
+}
+
 /// Goal: a new loading session holding a player whose lease ran out (its session died) is
 /// flagged: a dead session's player must never be matched.
 #[test]

@@ -76,6 +76,7 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
     loop {
         let now_ms = driver.now_ms();
         driver.redis_time.advance_to(EPOCH_SECS * 1_000 + now_ms);
+        driver.crash_struck(now_ms);
         while events.first().is_some_and(|(at, _)| *at <= now_ms) {
             let (_, event) = events.remove(0);
             driver.apply(&event, now_ms);
@@ -309,6 +310,15 @@ impl<'a> Driver<'a> {
             WorldEvent::Restart { server } => self.restart(*server),
             WorldEvent::Stall { server } => self.stall(*server, true),
             WorldEvent::Freeze { server } => self.freeze(*server),
+            WorldEvent::StallAfterLock { server } => self.stall_after_lock(*server),
+            WorldEvent::CrashAfterScript { server } => self.arm_crash(*server),
+            WorldEvent::RestartIfCrashed { server } => {
+                if self.is_down(*server) {
+                    self.apply(&WorldEvent::Restart { server: *server }, now_ms);
+                    return;
+                }
+                self.disarm_crash(*server)
+            }
             WorldEvent::Resume { server } => self.stall(*server, false),
             WorldEvent::Heal => {
                 self.heal();
@@ -346,14 +356,21 @@ impl<'a> Driver<'a> {
             WorldEvent::Restart { server } => {
                 self.fault_ends(now_ms, &instance(server), "server_");
             }
-            WorldEvent::Stall { server } | WorldEvent::Freeze { server } => {
+            WorldEvent::Stall { server }
+            | WorldEvent::Freeze { server }
+            | WorldEvent::StallAfterLock { server } => {
                 self.fault_begins(now_ms, None, instance(server), "server_stall")
             }
             WorldEvent::Resume { server } => {
                 self.fault_ends(now_ms, &instance(server), "server_stall")
             }
             WorldEvent::Heal => self.oracle.borrow_mut().history_mut().heal(now_ms),
-            WorldEvent::Partition { .. } | WorldEvent::Repair { .. } => {}
+            // An armed crash is recorded when it strikes (as a crash); its end only when
+            // it struck (as a restart).
+            WorldEvent::Partition { .. }
+            | WorldEvent::Repair { .. }
+            | WorldEvent::CrashAfterScript { .. }
+            | WorldEvent::RestartIfCrashed { .. } => {}
         }
     }
 
@@ -382,6 +399,54 @@ impl<'a> Driver<'a> {
         Some(format!(
             "freeze {name} once it takes a match lock: its Redis requests are then held, with no timeout"
         ))
+    }
+
+    /// Arms a stall of the server `index` right after it next takes a match lock.
+    fn stall_after_lock(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        self.fake.stall_after_lock(&name);
+        self.count("server_stall_after_lock");
+        Some(format!(
+            "stall {name} once it takes a match lock: its Redis requests are then held"
+        ))
+    }
+
+    /// Arms a crash of the server `index` right after its next script that owes a notice.
+    fn arm_crash(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        self.fake.crash_after_notice_script(&name);
+        self.count("server_crash_after_script");
+        Some(format!(
+            "crash {name} right after its next script that owes a notice"
+        ))
+    }
+
+    /// Disarms a crash that never struck.
+    fn disarm_crash(&mut self, index: usize) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        self.fake
+            .disarm_crash(&name)
+            .then(|| format!("crash of {name} disarmed: no script owing a notice ran"))
+    }
+
+    /// Crashes the servers whose armed crash struck (their Redis requests are held since):
+    /// what they sent after the script dies with them.
+    fn crash_struck(&mut self, now_ms: u64) {
+        for name in self.fake.take_struck_crashes() {
+            let Some(index) = self.servers.iter().position(|s| s.name == name) else {
+                continue;
+            };
+            self.apply(&WorldEvent::Crash { server: index }, now_ms);
+            self.fake.forget_crashed(&name);
+        }
+    }
+
+    /// Whether the server `index` is down (crashed and not restarted).
+    fn is_down(&mut self, index: usize) -> bool {
+        let Some(name) = self.servers.get(index).map(|server| server.name.clone()) else {
+            return false;
+        };
+        !self.sim.is_host_running(name.as_str())
     }
 
     /// A clock fault: `failing` and/or a jump to `offset_ms`.

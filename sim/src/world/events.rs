@@ -63,6 +63,25 @@ pub enum WorldEvent {
         /// Server index.
         server: usize,
     },
+    /// A server stalls right after it next takes a match lock (see
+    /// [`ProcessFaultKind::StallAfterLock`]).
+    StallAfterLock {
+        /// Server index.
+        server: usize,
+    },
+    /// A server crashes right after its next script that owes a notice (see
+    /// [`ProcessFaultKind::CrashAfterScript`]); the driver applies the [`Self::Crash`]
+    /// when the fake Redis reports it struck.
+    CrashAfterScript {
+        /// Server index.
+        server: usize,
+    },
+    /// The end of a [`Self::CrashAfterScript`]: the server comes back if the crash struck;
+    /// otherwise the crash is disarmed and nothing happens.
+    RestartIfCrashed {
+        /// Server index.
+        server: usize,
+    },
     /// A stalled (or frozen) server resumes: its held requests take effect, in order.
     Resume {
         /// Server index.
@@ -125,6 +144,14 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
             ProcessFaultKind::Freeze => {
                 (WorldEvent::Freeze { server }, WorldEvent::Resume { server })
             }
+            ProcessFaultKind::StallAfterLock => (
+                WorldEvent::StallAfterLock { server },
+                WorldEvent::Resume { server },
+            ),
+            ProcessFaultKind::CrashAfterScript => (
+                WorldEvent::CrashAfterScript { server },
+                WorldEvent::RestartIfCrashed { server },
+            ),
         };
         events.push((at, event));
         events.push(((at + u64::from(p.restart_after_ms)).min(heal), end));
@@ -137,6 +164,7 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
                     | WorldEvent::Repair { .. }
                     | WorldEvent::ClockRecover { .. }
                     | WorldEvent::Restart { .. }
+                    | WorldEvent::RestartIfCrashed { .. }
                     | WorldEvent::Resume { .. }
             )
     });

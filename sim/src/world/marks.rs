@@ -83,16 +83,16 @@ pub(super) fn record(log: &TraceLog, at_ms: u64, event: &WorldEvent, text: Optio
                 label,
             ));
         }
-        WorldEvent::Stall { server: index } | WorldEvent::Freeze { server: index } => {
-            s.open(Window {
-                key: format!("stall {}", server(*index)),
-                kind: WindowKind::Stall,
-                lanes: vec![Lane::Server(server(*index))],
-                from_ms: at_ms,
-                to_ms: None,
-                label,
-            })
-        }
+        WorldEvent::Stall { server: index }
+        | WorldEvent::Freeze { server: index }
+        | WorldEvent::StallAfterLock { server: index } => s.open(Window {
+            key: format!("stall {}", server(*index)),
+            kind: WindowKind::Stall,
+            lanes: vec![Lane::Server(server(*index))],
+            from_ms: at_ms,
+            to_ms: None,
+            label,
+        }),
         WorldEvent::Resume { server: index } => {
             s.close(&format!("stall {}", server(*index)), at_ms);
             s.push(flow::flow(

@@ -1,5 +1,6 @@
 //! Unit tests of the fake, one file per area, sharing the helpers below.
 
+mod armed;
 mod commands_hashes;
 mod commands_keys;
 mod commands_sets;

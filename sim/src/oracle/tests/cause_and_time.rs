@@ -383,6 +383,62 @@ fn loading_timeout_before_the_deadline_is_flagged() {
     );
 }
 
+/// A loading session of players 1 and 2 that server-0 created at 520 ms, in the round that
+/// took the mode's lock at 500 ms, with its deadline at `deadline_ms`.
+fn created_after_lock(deadline_ms: u64) -> Oracle {
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let lock = Fact::LockAcquired {
+        mode: MODE.into(),
+        token: id(90),
+        valid_ms: 1_800,
+    };
+    let created = Fact::LoadingCreated {
+        loading: id(LOADING),
+        mode: MODE.into(),
+        players: vec![id(1), id(2)],
+    };
+    let witness = Witness::Loading(Some(loading_state(&[1, 2], deadline_ms)));
+    oracle.facts([
+        fact(500, "server-0", lock, None),
+        fact(520, "server-0", created, Some(witness)),
+    ]);
+    oracle
+}
+
+/// Goal: a loading session whose deadline is half the loading timeout after its round took
+/// the lock (the sweep would then time it out early by its own, consistent, deadline) is
+/// flagged; the configured timeout passes, and so does a deadline up to the clock skew early
+/// when a clock jump was open on its creator.
+#[test]
+fn a_deadline_short_of_the_loading_timeout_is_flagged() {
+    let timeout_ms = crate::world::sim_settings().timing.loading_timeout_ms;
+    let mut oracle = created_after_lock(500 + timeout_ms / 2);
+    liveness(&mut oracle, 5_000, &RedisView::default());
+    assert!(flagged(&oracle, Invariant::CodeHasCause, None));
+
+    let mut oracle = created_after_lock(505 + timeout_ms);
+    liveness(&mut oracle, 5_000, &RedisView::default());
+    assert!(
+        !flagged(&oracle, Invariant::CodeHasCause, None),
+        "{:?}",
+        oracle.violations()
+    );
+
+    let mut oracle = created_after_lock(500 + timeout_ms - 300);
+    oracle.history_mut().fault(
+        100,
+        None,
+        Scope::Instance("server-0".into()),
+        "clock_jump".into(),
+    );
+    liveness(&mut oracle, 5_000, &RedisView::default());
+    assert!(
+        !flagged(&oracle, Invariant::CodeHasCause, None),
+        "{:?}",
+        oracle.violations()
+    );
+}
+
 /// Goal: `loading_timeout` with no timeout of that session on record (say, a leave told
 /// with the wrong code) has no cause.
 #[test]
