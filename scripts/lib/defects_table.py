@@ -78,19 +78,29 @@ def render_table(results, patches_dir="defects"):
                 row["invariant"],
                 f"{row['commit'][:10]}, {row['date']}",
             ]
-        entries.append((rule_sort_key(rule), name, [name, rule, *cells[:4], expected, cells[4]], row))
+            if unreachable and row["result"] == "MISSED":
+                # The header argues why no run can reach it: a miss is the expected result.
+                cells[0] = "unreachable (not caught, as its header argues)"
+        entries.append(
+            (rule_sort_key(rule), name, [name, rule, *cells[:4], expected, cells[4]], row, unreachable)
+        )
     entries.sort(key=lambda entry: (entry[0], entry[1]))
-    for _, _, cells, _ in entries:
+    for _, _, cells, _, _ in entries:
         lines.append("| " + " | ".join(cells) + " |")
-    measured = [row for *_, row in entries if row is not None]
+    measured = [row for *_, row, _ in entries if row is not None]
     caught = [row for row in measured if row["result"] == "caught"]
-    missed = [row["defect"] for row in measured if row["result"] == "MISSED"]
+    missed = [
+        row["defect"] for *_, row, unreachable in entries
+        if row is not None and row["result"] == "MISSED" and not unreachable
+    ]
+    unreachable_missed = len(measured) - len(caught) - len(missed)
     firsts = [int(row["first"]) - int(row.get("start", 0)) for row in caught if str(row["first"]).isdigit()]
     median = f"{statistics.median(firsts):g}" if firsts else "-"
     lines.append("")
     lines.append(
         f"{len(patches)} patches; {len(measured)} measured: {len(caught)} caught, "
-        f"{len(missed)} missed{' (' + ', '.join(missed) + ')' if missed else ''}; "
+        f"{len(missed)} missed{' (' + ', '.join(missed) + ')' if missed else ''}, "
+        f"{unreachable_missed} unreachable; "
         f"median first failing seed of those caught: {median}."
     )
     return "\n".join(lines)
