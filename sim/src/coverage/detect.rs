@@ -316,23 +316,6 @@ mod tests {
     use crate::oracle::RedisOp;
     use crate::probe::{FactRecord, LoadingState};
 
-    fn op(at_ms: u64, host: &str, target: &str, tag: &str) -> RedisOp {
-        RedisOp {
-            at_ms,
-            host: host.into(),
-            target: target.into(),
-            loading: None,
-            reply_tag: Some(tag.into()),
-            effect_tag: Some(tag.into()),
-            caller_held_lease: None,
-            fault: None,
-            dropped_subscribers: false,
-            delay_ms: 0,
-            notice: None,
-            held_ms: 0,
-        }
-    }
-
     fn evidence<'a>(
         history: &'a History,
         clients: &'a Clients,
@@ -383,7 +366,7 @@ mod tests {
         let mut history = History::default();
         history
             .ops
-            .push(op(100, "server-0", "try_match", "matched"));
+            .push(RedisOp::answered(100, "server-0", "try_match", "matched"));
         history.fault(
             150,
             None,
@@ -397,7 +380,7 @@ mod tests {
         );
         history
             .ops
-            .insert(1, op(120, "server-0", "PUBLISH", "value"));
+            .insert(1, RedisOp::answered(120, "server-0", "PUBLISH", "value"));
         assert_eq!(
             detect(&evidence(&history, &clients, &redis)).get("W7"),
             None

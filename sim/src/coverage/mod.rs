@@ -12,7 +12,7 @@
 //! A seed's counts go into its JSONL record (`coverage`), so `merge` sums records only.
 
 mod detect;
-mod redis;
+pub(crate) mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

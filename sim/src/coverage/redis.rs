@@ -38,7 +38,8 @@ fn is_script(target: &str) -> bool {
     target.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
-fn text(bytes: &[u8]) -> &str {
+/// Bytes as text (empty when not UTF-8).
+pub(crate) fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
@@ -46,15 +47,29 @@ fn arg(args: &[Vec<u8>], index: usize) -> &str {
     args.get(index).map(|a| text(a)).unwrap_or_default()
 }
 
-fn number(args: &[Vec<u8>], index: usize) -> u64 {
+/// Argument `index` as a number (0 when absent or not a number).
+pub(crate) fn number(args: &[Vec<u8>], index: usize) -> u64 {
     arg(args, index).parse().unwrap_or(0)
 }
 
 /// The entry of `player` in the players hash `players_key`.
-fn entry(data: &DataView<'_>, players_key: &[u8], player: &str) -> Option<PlayerEntry> {
+pub(crate) fn entry(data: &DataView<'_>, players_key: &[u8], player: &str) -> Option<PlayerEntry> {
     data.hash(text(players_key))
         .and_then(|fields| fields.get(player.as_bytes()))
         .and_then(|raw| PlayerEntry::decode(raw))
+}
+
+/// The players (ids as text) the loading session under `loading_key` lists.
+pub(crate) fn loading_players<'a>(
+    data: &DataView<'a>,
+    loading_key: &[u8],
+) -> impl Iterator<Item = &'a str> + use<'a> {
+    data.hash(text(loading_key))
+        .and_then(|fields| fields.get(b"players".as_slice()))
+        .map(|raw| text(raw))
+        .unwrap_or_default()
+        .split(',')
+        .filter(|player| !player.is_empty())
 }
 
 /// The first element of an array reply, as text.
@@ -230,12 +245,7 @@ fn loading_holds_dead_entry(keys: &[Vec<u8>], args: &[Vec<u8>], data: &DataView<
         return false;
     };
     let now_ms = number(args, 3);
-    let players = data
-        .hash(text(loading_key))
-        .and_then(|fields| fields.get(b"players".as_slice()))
-        .map(|raw| text(raw).to_owned())
-        .unwrap_or_default();
-    players.split(',').any(|player| {
+    loading_players(data, loading_key).any(|player| {
         entry(data, players_key, player).is_some_and(|p| {
             matches!(p.place, Place::Loading { .. }) && p.lease_deadline_ms < now_ms
         })

@@ -46,7 +46,7 @@ pub struct FaultRecord {
 }
 
 /// One request the fake Redis served to an instance, as far as the oracle cares.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RedisOp {
     /// When it took effect (sim ms; after any stall that held it).
     pub at_ms: u64,
@@ -66,6 +66,12 @@ pub struct RedisOp {
     /// player's lease held the caller's token when it took effect. A request held by a
     /// stalled connection lands late; this is judged where it lands, not where it was sent.
     pub caller_held_lease: Option<bool>,
+    /// For a script that acts for one player's session (`loading_complete`): that player,
+    /// so a retry can be told from a co-player's call.
+    pub caller: Option<Uuid>,
+    /// For a `try_match` that grouped players: those whose entry lease had run out by the
+    /// script's own clock as it took effect - ghosts it must have dropped (R4).
+    pub grouped_dead: Vec<Uuid>,
     /// The fault injected into it, by name.
     pub fault: Option<&'static str>,
     /// Whether every live subscription (every instance's) was dropped right before it.
@@ -76,6 +82,21 @@ pub struct RedisOp {
     pub notice: Option<Notice>,
     /// How long a stall held it before it took effect (ms).
     pub held_ms: u64,
+}
+
+impl RedisOp {
+    /// A call of `target` from `host` that took effect at `at_ms` and answered `tag` (its
+    /// effect's tag too), struck by no fault: what hand-made histories start from.
+    pub fn answered(at_ms: u64, host: &str, target: &str, tag: &str) -> Self {
+        Self {
+            at_ms,
+            host: host.to_owned(),
+            target: target.to_owned(),
+            reply_tag: Some(tag.to_owned()),
+            effect_tag: Some(tag.to_owned()),
+            ..Self::default()
+        }
+    }
 }
 
 /// The path a message or a repair depends on: the instances whose processes, clocks or

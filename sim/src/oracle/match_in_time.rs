@@ -1,10 +1,13 @@
 //! Invariant 8: enough cooperative players waiting in a mode (and an idle game server) lead
 //! to a match within a bound. Judged when the run's budget ends, before any grace: a late
-//! match must not hide a stuck queue.
+//! match must not hide a stuck queue. And a group that completed is allocated: a
+//! `loading_complete` that completed its group but whose reply was lost leaves the
+//! allocation to its retry (R6), which must hear `all_ready` again (judged over the
+//! history at the end).
 
 use std::collections::BTreeMap;
 
-use super::{Bounds, Check, ClientState, Cx, Findings, RedisView};
+use super::{Bounds, Check, ClientState, Cx, Findings, RedisOp, RedisView};
 
 /// Invariant 8, and whether it was judged already.
 #[derive(Debug)]
@@ -51,6 +54,46 @@ fn stuck(cx: &Cx<'_>, at_ms: u64) -> (u64, Vec<(String, usize, usize)>) {
     (modes, found)
 }
 
+/// Whether `op` completed its group (took effect `all_ready`) without its instance hearing
+/// so: a fault replaced the reply, or a stall held it.
+fn completion_unheard(op: &RedisOp) -> bool {
+    op.target == "loading_complete"
+        && op.effect_tag.as_deref() == Some("all_ready")
+        && (op.reply_tag != op.effect_tag || op.fault.is_some() || op.held_ms > 0)
+}
+
+/// R6 for `loading_complete`: the retry, from the same session, of a call that completed
+/// its group unheard must be answered `all_ready` again. An `already_ready` leaves the
+/// group waiting in `allocating` for a server no one asks for, until the stale sweep
+/// times it out (`loading_timeout` instead of `match_found`).
+fn unrecovered_completions(cx: &Cx<'_>, out: &mut Findings<'_>) {
+    let ops = &cx.history.ops;
+    for (index, first) in ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| completion_unheard(op))
+    {
+        out.checked(1);
+        let retry = ops.iter().skip(index + 1).find(|op| {
+            op.target == first.target
+                && op.host == first.host
+                && op.loading == first.loading
+                && op.caller == first.caller
+        });
+        if let Some(retry) = retry
+            && retry.effect_tag.as_deref() == Some("already_ready")
+        {
+            out.violate(
+                retry.at_ms,
+                format!(
+                    "{}'s loading_complete for player {:?} completed loading session {:?} at {} ms unheard; its retry was answered already_ready, so no one allocates",
+                    first.host, first.caller, first.loading, first.at_ms
+                ),
+            );
+        }
+    }
+}
+
 impl Check for MatchInTime {
     fn unsettled(&self, cx: &Cx<'_>, now_ms: u64, _view: &RedisView) -> bool {
         // A group that could form is not at rest (it must be given the full bound); one
@@ -88,5 +131,6 @@ impl Check for MatchInTime {
         if !self.judged {
             self.at_budget_end(cx, now_ms, out);
         }
+        unrecovered_completions(cx, out);
     }
 }

@@ -1,7 +1,10 @@
 //! Invariant 5, no ghosts: a player whose disconnect has been processed is in no queue and
 //! is never put into a later loading session; nor is a player whose session is gone (its
-//! entry's lease ran out). Judged on every Redis snapshot; each loading session once, when
-//! first seen.
+//! entry's lease ran out). Judged on every Redis snapshot, each loading session once when
+//! first seen; and exactly where `try_match` grouped players: none of them may hold an
+//! entry whose lease had run out by the script's own clock (R4: the sweep removes such
+//! entries within a sweep interval, so a snapshot, with its slack for skewed clocks,
+//! rarely sees one).
 
 use std::collections::BTreeSet;
 
@@ -32,6 +35,22 @@ fn left_long_ago(cx: &Cx<'_>, player: Uuid, at_ms: u64) -> Option<u64> {
 }
 
 impl Check for NoGhosts {
+    fn at_end(&mut self, cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, out: &mut Findings<'_>) {
+        for op in cx.history.ops.iter().filter(|op| op.target == "try_match") {
+            out.checked(1);
+            for player in &op.grouped_dead {
+                out.violate(
+                    op.at_ms,
+                    format!(
+                        "{}'s try_match grouped player {player} into loading session {} although its entry's lease had run out by the script's clock",
+                        op.host,
+                        op.loading.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                    ),
+                );
+            }
+        }
+    }
+
     fn on_snapshot(
         &mut self,
         cx: &Cx<'_>,

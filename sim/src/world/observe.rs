@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::EPOCH_SECS;
 use crate::coverage::RedisMarks;
+use crate::coverage::redis;
 use crate::fake_redis::{DataView, FaultKind, Observer, Served};
 use crate::oracle::RedisOp;
 
@@ -73,6 +74,37 @@ impl RedisLog {
         Some(holder == Some(owner.as_slice()))
     }
 
+    /// For `loading_complete` (ARGV player first): the player the call acts for.
+    fn caller(served: &Served<'_>) -> Option<Uuid> {
+        if served.target != "loading_complete" {
+            return None;
+        }
+        Uuid::parse_str(redis::text(served.args.first()?)).ok()
+    }
+
+    /// For a `try_match` that created its loading session (KEYS: queue, players, loading;
+    /// ARGV now_ms at 3): the grouped players whose entry lease had run out by the
+    /// script's own clock. The session's stored player list is read (the loading id is
+    /// fresh, so a session under it is this call's), not the reply, which a fault may
+    /// have garbled.
+    fn grouped_dead(served: &Served<'_>, data: &DataView<'_>) -> Vec<Uuid> {
+        let (Some(players_key), Some(loading_key)) = (served.keys.get(1), served.keys.get(2))
+        else {
+            return Vec::new();
+        };
+        if served.target != "try_match" {
+            return Vec::new();
+        }
+        let now_ms = redis::number(served.args, 3);
+        redis::loading_players(data, loading_key)
+            .filter(|player| {
+                redis::entry(data, players_key, player)
+                    .is_some_and(|entry| entry.lease_deadline_ms < now_ms)
+            })
+            .filter_map(|player| Uuid::parse_str(player).ok())
+            .collect()
+    }
+
     /// The loading session named by one of `keys`, if any.
     fn loading_in(&self, keys: &[Vec<u8>]) -> Option<Uuid> {
         keys.iter().find_map(|key| {
@@ -127,7 +159,9 @@ impl Observer for RedisLog {
             loading: self.loading_in(served.keys),
             reply_tag: reply_tag(served),
             effect_tag: served.effect.map(tag_of).or_else(|| reply_tag(served)),
+            grouped_dead: Self::grouped_dead(served, data),
             caller_held_lease: self.caller_held_lease(served, data),
+            caller: Self::caller(served),
             fault: served.fault.map(FaultKind::name),
             dropped_subscribers: served.dropped_subscribers,
             delay_ms: served.delay_ms,

@@ -217,18 +217,9 @@ fn leave_after_the_match_is_judged_from_the_match() {
         let mut oracle = loading_pair();
         oracle.facts([ending(500, EndCause::Matched)]);
         oracle.history_mut().ops.push(RedisOp {
-            at_ms: 500,
-            host: "server-0".into(),
-            target: "finish_match".into(),
             loading: Some(id(LOADING)),
-            reply_tag: Some("matched".into()),
-            effect_tag: Some("matched".into()),
-            caller_held_lease: None,
             fault: fault.then_some("redis_truncated_reply"),
-            dropped_subscribers: false,
-            delay_ms: 0,
-            notice: None,
-            held_ms: 0,
+            ..RedisOp::answered(500, "server-0", "finish_match", "matched")
         });
         if fault {
             let scope = Scope::Instance("server-0".into());
@@ -263,18 +254,10 @@ fn leave_after_a_cancel_whose_reply_was_lost_is_judged_from_the_cancel() {
         let mut oracle = loading_pair();
         let effect = if took_effect { "cancelled" } else { "error" };
         oracle.history_mut().ops.push(RedisOp {
-            at_ms: 500,
-            host: "server-1".into(),
-            target: "cancel_loading".into(),
             loading: Some(id(LOADING)),
             reply_tag: Some("error".into()),
-            effect_tag: Some(effect.into()),
-            caller_held_lease: None,
             fault: Some("redis_error_after_effect"),
-            dropped_subscribers: false,
-            delay_ms: 0,
-            notice: None,
-            held_ms: 0,
+            ..RedisOp::answered(500, "server-1", "cancel_loading", effect)
         });
         let scope = Scope::Instance("server-1".into());
         oracle
@@ -337,18 +320,10 @@ fn loading_complete_landing_without_the_lease_is_flagged() {
     for (tag, held, expected) in cases {
         let mut oracle = loading_pair();
         oracle.history_mut().ops.push(RedisOp {
-            at_ms: 900,
-            host: "server-0".into(),
-            target: "loading_complete".into(),
             loading: Some(id(LOADING)),
-            reply_tag: Some(tag.into()),
-            effect_tag: Some(tag.into()),
             caller_held_lease: Some(held),
-            fault: None,
-            dropped_subscribers: false,
-            delay_ms: 0,
-            notice: None,
             held_ms: 1_500,
+            ..RedisOp::answered(900, "server-0", "loading_complete", tag)
         });
         liveness(&mut oracle, 2_000, &RedisView::default());
         assert_eq!(

@@ -32,18 +32,8 @@ fn created_on_server_0() -> Oracle {
     };
     oracle.facts([record(10, "server-1", enqueue, None)]);
     oracle.redis_ops([RedisOp {
-        at_ms: 1_000,
-        host: "server-0".into(),
-        target: "try_match".into(),
         loading: Some(id(LOADING)),
-        reply_tag: Some("matched".into()),
-        effect_tag: Some("matched".into()),
-        caller_held_lease: None,
-        fault: None,
-        dropped_subscribers: false,
-        delay_ms: 0,
-        notice: None,
-        held_ms: 0,
+        ..RedisOp::answered(1_000, "server-0", "try_match", "matched")
     }]);
     let created = Fact::LoadingCreated {
         loading: id(LOADING),
