@@ -5,18 +5,44 @@
 //! entry whose lease had run out by the script's own clock (R4: the sweep removes such
 //! entries within a sweep interval, so a snapshot, with its slack for skewed clocks,
 //! rarely sees one).
+//!
+//! A session that ends gracefully - its client closed the socket, or its server drained
+//! it for a shutdown (R20, the client told `shutting_down`) - cleans up what its state
+//! implies before it goes: within `disconnect_grace` its entry is out of the queue and out
+//! of any loading session, unless a fault on its path (its instance, its Redis path, its
+//! link) explains why not. Only a crash leaves the entry to its lease.
 
 use std::collections::BTreeSet;
 
+use match_server::matchmaker::entry::Place;
+use match_server::probe::{Fact, LeaseChange};
+use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
-use super::{Bounds, Check, Cx, Findings, RedisView};
+use super::{Bounds, Check, ClientEvent, Cx, Findings, Path, RedisView};
 
-/// Invariant 5, with the loading sessions already judged.
+/// Invariant 5, with the loading sessions already judged and the graceful ends to judge.
 #[derive(Debug)]
 pub struct NoGhosts {
     /// Loading sessions seen in an earlier snapshot.
     seen: BTreeSet<Uuid>,
+    /// Sessions that ended gracefully and are not judged yet.
+    graceful: Vec<GracefulEnd>,
+}
+
+/// A session that ended gracefully, whose entry must be gone within the grace.
+#[derive(Debug)]
+struct GracefulEnd {
+    /// The player.
+    player: Uuid,
+    /// When the client saw the end (its close, or `shutting_down`).
+    at_ms: u64,
+    /// How it ended, for the violation.
+    how: &'static str,
+    /// The connection's path (its server and link).
+    path: Path,
+    /// The session tokens that held the player's lease on that connection.
+    owners: Vec<Uuid>,
 }
 
 impl NoGhosts {
@@ -24,8 +50,65 @@ impl NoGhosts {
     pub fn new(_bounds: &Bounds) -> Self {
         Self {
             seen: BTreeSet::new(),
+            graceful: Vec::new(),
         }
     }
+
+    /// Judges the graceful ends whose grace is over by `at_ms` (each once, on the first
+    /// snapshot after it): a live entry of the ended session still queued or loading is a
+    /// ghost its session left behind.
+    fn judge_graceful(&mut self, cx: &Cx<'_>, at_ms: u64, view: &RedisView, out: &mut Findings<'_>) {
+        let grace_ms = cx.bounds.disconnect_grace_ms;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.graceful)
+            .into_iter()
+            .partition(|end| end.at_ms.saturating_add(grace_ms) < at_ms);
+        self.graceful = later;
+        for end in due {
+            out.checked(1);
+            let Some(entry) = view.live_entry(end.player) else {
+                continue;
+            };
+            let left_behind = end.owners.contains(&entry.owner)
+                && matches!(entry.place, Place::Queued | Place::Loading { .. });
+            if !left_behind || cx.history.excuse(&end.path, end.at_ms.saturating_sub(grace_ms), at_ms).is_some() {
+                continue;
+            }
+            out.violate(
+                at_ms,
+                format!(
+                    "player {}'s session ended gracefully at {} ms ({}) but its entry is still {:?} at {at_ms} ms; no fault hit its path ({})",
+                    end.player, end.at_ms, end.how, entry.place, end.path
+                ),
+            );
+        }
+    }
+}
+
+/// The graceful end `event` stands for, if any.
+fn graceful_how(event: &ClientEvent) -> Option<&'static str> {
+    match event {
+        ClientEvent::Disconnected { closed: true, .. } => Some("its client closed the socket"),
+        ClientEvent::Received(ServerMessage::Error {
+            code: ErrorCode::ShuttingDown,
+            ..
+        }) => Some("its server shut down"),
+        _ => None,
+    }
+}
+
+/// The session tokens that took `player`'s lease on `server` in `from_ms..=to_ms`.
+fn lease_owners(cx: &Cx<'_>, player: Uuid, server: &str, from_ms: u64, to_ms: u64) -> Vec<Uuid> {
+    cx.history
+        .facts
+        .iter()
+        .filter(|fact| fact.host == server && (from_ms..=to_ms).contains(&fact.at_ms))
+        .filter_map(|fact| match &fact.fact {
+            Fact::Lease { player: p, owner, change: LeaseChange::Taken } if *p == player => {
+                Some(*owner)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// When `player` left for good, if that is longer ago than any processing bound.
@@ -35,6 +118,35 @@ fn left_long_ago(cx: &Cx<'_>, player: Uuid, at_ms: u64) -> Option<u64> {
 }
 
 impl Check for NoGhosts {
+    fn on_client(
+        &mut self,
+        cx: &Cx<'_>,
+        player: Uuid,
+        at_ms: u64,
+        event: &ClientEvent,
+        _out: &mut Findings<'_>,
+    ) {
+        let (Some(how), Some(model)) = (graceful_how(event), cx.clients.get(player)) else {
+            return;
+        };
+        let Some((server, opened_ms)) = model.connection_at(at_ms) else {
+            return;
+        };
+        let owners = lease_owners(cx, player, server, opened_ms, at_ms);
+        if owners.is_empty() {
+            return;
+        }
+        let mut path = Path::default();
+        path.add_connection(&model.client_host, server, opened_ms);
+        self.graceful.push(GracefulEnd {
+            player,
+            at_ms,
+            how,
+            path,
+            owners,
+        });
+    }
+
     fn at_end(&mut self, cx: &Cx<'_>, _now_ms: u64, _view: &RedisView, out: &mut Findings<'_>) {
         for op in cx.history.ops.iter().filter(|op| op.target == "try_match") {
             out.checked(1);
@@ -59,6 +171,7 @@ impl Check for NoGhosts {
         _settled: bool,
         out: &mut Findings<'_>,
     ) {
+        self.judge_graceful(cx, at_ms, view, out);
         for (id, loading) in &view.loadings {
             if !self.seen.insert(*id) {
                 continue;
