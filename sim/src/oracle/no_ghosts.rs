@@ -19,7 +19,7 @@ use match_server::probe::{Fact, LeaseChange};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
-use super::{Bounds, Check, ClientEvent, Cx, Findings, Path, RedisView};
+use super::{Bounds, Check, ClientEvent, Cx, Findings, Path, RedisView, Scope};
 
 /// Invariant 5, with the loading sessions already judged and the graceful ends to judge.
 #[derive(Debug)]
@@ -39,7 +39,10 @@ struct GracefulEnd {
     at_ms: u64,
     /// How it ended, for the violation.
     how: &'static str,
-    /// The connection's path (its server and link).
+    /// When the server may have begun the cleanup: the shutdown, or a grace before the
+    /// client closed (the window for an excusing fault starts here).
+    since_ms: u64,
+    /// What the cleanup depends on: the server, and for a close the link it travels.
     path: Path,
     /// The session tokens that held the player's lease on that connection.
     owners: Vec<Uuid>,
@@ -57,7 +60,13 @@ impl NoGhosts {
     /// Judges the graceful ends whose grace is over by `at_ms` (each once, on the first
     /// snapshot after it): a live entry of the ended session still queued or loading is a
     /// ghost its session left behind.
-    fn judge_graceful(&mut self, cx: &Cx<'_>, at_ms: u64, view: &RedisView, out: &mut Findings<'_>) {
+    fn judge_graceful(
+        &mut self,
+        cx: &Cx<'_>,
+        at_ms: u64,
+        view: &RedisView,
+        out: &mut Findings<'_>,
+    ) {
         let grace_ms = cx.bounds.disconnect_grace_ms;
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.graceful)
             .into_iter()
@@ -70,7 +79,12 @@ impl NoGhosts {
             };
             let left_behind = end.owners.contains(&entry.owner)
                 && matches!(entry.place, Place::Queued | Place::Loading { .. });
-            if !left_behind || cx.history.excuse(&end.path, end.at_ms.saturating_sub(grace_ms), at_ms).is_some() {
+            // The shutdown is the cause being judged, not a fault that excuses it.
+            let excused = cx
+                .history
+                .excuses(&end.path, end.since_ms, at_ms)
+                .any(|fault| !fault.what.starts_with(SHUTDOWN));
+            if !left_behind || excused {
                 continue;
             }
             out.violate(
@@ -84,16 +98,35 @@ impl NoGhosts {
     }
 }
 
-/// The graceful end `event` stands for, if any.
-fn graceful_how(event: &ClientEvent) -> Option<&'static str> {
+/// The fault record of a graceful shutdown.
+const SHUTDOWN: &str = "server_shutdown";
+
+/// The graceful end `event` stands for, if any: how, and whether the server ended it.
+fn graceful_how(event: &ClientEvent) -> Option<(&'static str, bool)> {
     match event {
-        ClientEvent::Disconnected { closed: true, .. } => Some("its client closed the socket"),
+        ClientEvent::Disconnected { closed: true, .. } => {
+            Some(("its client closed the socket", false))
+        }
         ClientEvent::Received(ServerMessage::Error {
             code: ErrorCode::ShuttingDown,
             ..
-        }) => Some("its server shut down"),
+        }) => Some(("its server shut down", true)),
         _ => None,
     }
+}
+
+/// The last shutdown of `server` that began by `at_ms`, if any.
+fn shutdown_of(cx: &Cx<'_>, server: &str, at_ms: u64) -> Option<u64> {
+    cx.history
+        .faults
+        .iter()
+        .filter(|fault| {
+            fault.from_ms <= at_ms
+                && fault.what.starts_with(SHUTDOWN)
+                && fault.scope == Scope::Instance(server.to_owned())
+        })
+        .map(|fault| fault.from_ms)
+        .next_back()
 }
 
 /// The session tokens that took `player`'s lease on `server` in `from_ms..=to_ms`.
@@ -103,9 +136,11 @@ fn lease_owners(cx: &Cx<'_>, player: Uuid, server: &str, from_ms: u64, to_ms: u6
         .iter()
         .filter(|fact| fact.host == server && (from_ms..=to_ms).contains(&fact.at_ms))
         .filter_map(|fact| match &fact.fact {
-            Fact::Lease { player: p, owner, change: LeaseChange::Taken } if *p == player => {
-                Some(*owner)
-            }
+            Fact::Lease {
+                player: p,
+                owner,
+                change: LeaseChange::Taken,
+            } if *p == player => Some(*owner),
             _ => None,
         })
         .collect()
@@ -126,7 +161,8 @@ impl Check for NoGhosts {
         event: &ClientEvent,
         _out: &mut Findings<'_>,
     ) {
-        let (Some(how), Some(model)) = (graceful_how(event), cx.clients.get(player)) else {
+        let (Some((how, by_server)), Some(model)) = (graceful_how(event), cx.clients.get(player))
+        else {
             return;
         };
         let Some((server, opened_ms)) = model.connection_at(at_ms) else {
@@ -136,12 +172,21 @@ impl Check for NoGhosts {
         if owners.is_empty() {
             return;
         }
-        let mut path = Path::default();
-        path.add_connection(&model.client_host, server, opened_ms);
+        // A drained session cleans up on its server, whatever its link does meanwhile; a
+        // close must first reach the server over the link.
+        let (since_ms, path) = if by_server {
+            let since_ms = shutdown_of(cx, server, at_ms).unwrap_or(at_ms);
+            (since_ms, Path::instances([server]))
+        } else {
+            let mut path = Path::default();
+            path.add_connection(&model.client_host, server, opened_ms);
+            (at_ms.saturating_sub(cx.bounds.disconnect_grace_ms), path)
+        };
         self.graceful.push(GracefulEnd {
             player,
             at_ms,
             how,
+            since_ms,
             path,
             owners,
         });
