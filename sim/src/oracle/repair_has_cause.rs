@@ -56,6 +56,11 @@ struct Cause {
     /// Whether a clock fault on any instance excuses it (a lease judged dead by a skewed
     /// clock).
     any_clock: bool,
+    /// For a recovery after a lost reply (R6): how soon its notice leaves. The recovery
+    /// answers the fault that lost the reply, so that fault excuses nothing; a fault on the
+    /// recovering instance excuses only while the notice is due, and on the repairing
+    /// instance only what keeps a session from hearing (its process, its subscriber).
+    notice_within_ms: Option<u64>,
     /// What it was, for the violation's detail.
     what: String,
 }
@@ -114,6 +119,12 @@ fn excused(
     if cause.may_be_in_flight && at_ms <= cause.from_ms.saturating_add(cx.bounds.prompt_ms) {
         return true;
     }
+    if dropped_by_design(cx, record, player, owner, cause.from_ms) {
+        return true;
+    }
+    if let Some(window_ms) = cause.notice_within_ms {
+        return recovery_excused(cx, record, cause, window_ms);
+    }
     let mut path = cause.path.clone();
     path.add_instance(&record.host);
     // Host clocks differ by up to a tick (a fault the fake Redis stamped may read a few ms
@@ -135,14 +146,58 @@ fn excused(
     let clock_fault = |fault: &super::FaultRecord| {
         fault.what.starts_with("clock") && fault.from_ms <= to_ms && fault.to_ms >= from_ms
     };
-    if cause.any_clock && cx.history.faults.iter().any(clock_fault) {
-        return true;
-    }
+    cause.any_clock && cx.history.faults.iter().any(clock_fault)
+}
+
+/// Whether the service dropped a notice for the session `owner` by design (a full session
+/// queue) between `from_ms` and the repair.
+fn dropped_by_design(
+    cx: &Cx<'_>,
+    record: &FactRecord,
+    player: Option<Uuid>,
+    owner: Option<Uuid>,
+    from_ms: u64,
+) -> bool {
+    let slack_ms = cx.bounds.tick_ms.saturating_mul(2);
+    let window = from_ms.saturating_sub(slack_ms)..=record.at_ms.saturating_add(slack_ms);
     cx.history.facts.iter().any(|fact| {
-        (from_ms..=to_ms).contains(&fact.at_ms)
+        window.contains(&fact.at_ms)
             && matches!(&fact.fact, Fact::NoticeDropped { player: p, owner: o, .. }
                 if Some(*p) == player && Some(*o) == owner)
     })
+}
+
+/// A repair standing for a recovery's notice (`cause.notice_within_ms`): excused by a
+/// fault on the recovering instance while the notice was due (not the `try_match` fault
+/// it recovers from); on the repairing instance by any fault while the notice was due (its
+/// resync read failed), later only by a process fault or a subscriber drop until its
+/// resubscribe resync had time.
+fn recovery_excused(cx: &Cx<'_>, record: &FactRecord, cause: &Cause, window_ms: u64) -> bool {
+    let slack_ms = cx.bounds.tick_ms.saturating_mul(2);
+    let due_ms = cause
+        .from_ms
+        .saturating_add(window_ms)
+        .saturating_add(slack_ms);
+    let sender = cx
+        .history
+        .excuses(&cause.path, cause.from_ms, due_ms)
+        .any(|fault| !fault.what.contains(" on try_match "));
+    let receiver_path = Path::instances([record.host.as_str()]);
+    let prompt_ms = cx.bounds.prompt_ms;
+    let receiver = cx
+        .history
+        .excuses(
+            &receiver_path,
+            cause.from_ms,
+            record.at_ms.saturating_add(slack_ms),
+        )
+        .any(|fault| {
+            (fault.from_ms <= due_ms && fault.what != SUBSCRIBER_DROP)
+                || fault.what.starts_with("server_")
+                || (fault.what == SUBSCRIBER_DROP
+                    && record.at_ms <= fault.to_ms.saturating_add(prompt_ms))
+        });
+    sender || receiver
 }
 
 /// The primary-path steps whose failure `what` stands for; empty when the repair is not
@@ -161,12 +216,16 @@ fn causes_of(
     let session_since = || session_window(history, owner, at_ms);
     match *what {
         Repair::MissedLoading { loading, left } => {
-            let mut causes: Vec<Cause> = creation(history, loadings, loading).into_iter().collect();
+            let mut causes: Vec<Cause> = creation(history, loadings, loading, cx.bounds.prompt_ms)
+                .into_iter()
+                .collect();
             causes.extend(left.and_then(|left| ending(history, loadings, left, at_ms)));
             causes
         }
         Repair::FollowedLoading { loading } => {
-            creation(history, loadings, loading).into_iter().collect()
+            creation(history, loadings, loading, cx.bounds.prompt_ms)
+                .into_iter()
+                .collect()
         }
         Repair::MissedRequeue { loading }
         | Repair::MissedRemoval { loading }
@@ -176,7 +235,7 @@ fn causes_of(
                 .collect();
             // A session that never announced the loading session missed its start too.
             if !causes.is_empty() && !announced(loading) {
-                causes.extend(creation(history, loadings, loading));
+                causes.extend(creation(history, loadings, loading, cx.bounds.prompt_ms));
             }
             causes
         }
@@ -185,6 +244,7 @@ fn causes_of(
             path: Path::default(),
             may_be_in_flight: false,
             any_clock: true,
+            notice_within_ms: None,
             what: format!("the entry of player {player:?} kept by its session's renewals"),
         }],
         Repair::AllocationHung { loading } => {
@@ -204,6 +264,7 @@ fn causes_of(
                 path: Path::default(),
                 may_be_in_flight: false,
                 any_clock: false,
+                notice_within_ms: None,
                 what: format!("the try_match that created {loading}, answered"),
             }]
         }
@@ -217,6 +278,7 @@ fn causes_of(
                 path: Path::default(),
                 may_be_in_flight: false,
                 any_clock: false,
+                notice_within_ms: None,
                 what: "the renewals of the player lease".to_owned(),
             }]
         }
@@ -230,6 +292,7 @@ fn creation(
     history: &History,
     loadings: &BTreeMap<Uuid, LoadingRecord<'_>>,
     loading: Uuid,
+    prompt_ms: u64,
 ) -> Option<Cause> {
     let reported = loadings.get(&loading).map(|r| (r.created_ms, r.creator));
     let served = try_match_op(history, loading);
@@ -241,6 +304,7 @@ fn creation(
             path: Path::instances([recovered.host.as_str()]),
             may_be_in_flight: true,
             any_clock: false,
+            notice_within_ms: Some(prompt_ms),
             what: format!(
                 "{} recovered loading session {loading} (resync)",
                 recovered.host
@@ -258,6 +322,7 @@ fn creation(
         path: Path::instances([host]),
         may_be_in_flight: true,
         any_clock: false,
+        notice_within_ms: None,
         what: format!("{host} created loading session {loading} (start_loading)"),
     })
 }
@@ -313,6 +378,7 @@ fn ending(
         path: Path::instances([host]),
         may_be_in_flight: true,
         any_clock: false,
+        notice_within_ms: None,
         what: format!("{host} ended loading session {loading} (its notice)"),
     })
 }
@@ -342,6 +408,7 @@ fn allocation(
         path,
         may_be_in_flight: false,
         any_clock: false,
+        notice_within_ms: None,
         what: format!("the allocation of loading session {loading}"),
     })
 }
