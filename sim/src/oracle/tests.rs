@@ -560,3 +560,4 @@ fn loading_not_completed_is_legal_only_for_a_loading_or_waiting_client() {
 }
 mod cause_and_time;
 mod repair_cause;
+mod where_they_act;

@@ -273,3 +273,79 @@ fn orders_to_resync_are_not_judged() {
     liveness(&mut oracle, 6_000, &RedisView::default());
     assert!(!flagged(&oracle, Invariant::RepairHasCause, None));
 }
+
+/// server-0's `try_match` reply is lost at 1,050 ms, stamped at the very instant its
+/// recovery reads the loading session back (as in the simulation, where both happen in one
+/// step); player 1's session on server-1 repairs the missed start at `repair_ms`.
+fn recovered_at_once(repair_ms: u64, fault: Option<(&str, &str, u64)>) -> Oracle {
+    let mut oracle = created_on_server_0();
+    oracle.history_mut().fault(
+        1_050,
+        Some(1_050),
+        Scope::Instance("server-0".into()),
+        "redis_garbled_element on try_match from server-0".into(),
+    );
+    if let Some((instance, what, at_ms)) = fault {
+        let scope = Scope::Instance(instance.into());
+        oracle
+            .history_mut()
+            .fault(at_ms, Some(at_ms + 10), scope, what.into());
+    }
+    let recovered = Fact::Repaired {
+        rule: RepairRule::LostReplyRecovery,
+        player: None,
+        owner: None,
+        what: Repair::LoadingRecovered {
+            loading: id(LOADING),
+        },
+    };
+    oracle.facts([record(1_050, "server-0", recovered, None)]);
+    repaired(&mut oracle, repair_ms, missed_loading());
+    liveness(&mut oracle, 6_000, &RedisView::default());
+    oracle
+}
+
+/// Goal: the fault a recovery answers never excuses the recovery's missing resync, even
+/// stamped at the recovery's own instant (the `try-match-lost-reply-no-resync` defect: the
+/// players learn only at their periodic resync), nor does a Redis fault on the repairing
+/// instance after the resync was due.
+#[test]
+fn recovery_owes_its_resync_despite_the_fault_it_answers() {
+    let oracle = recovered_at_once(2_000, None);
+    assert!(flagged(&oracle, Invariant::RepairHasCause, Some(1)));
+    let late = (
+        "server-1",
+        "redis_error_before_effect on SCARD from server-1",
+        1_800,
+    );
+    let oracle = recovered_at_once(2_000, Some(late));
+    assert!(flagged(&oracle, Invariant::RepairHasCause, Some(1)));
+}
+
+/// Goal: the recovery's resync is excused by what can stop it: a fault on the recovering
+/// instance's Redis path while its notice was due (its PUBLISH), a failed resync read on
+/// the repairing instance then, or a later crash of the repairing instance.
+#[test]
+fn recovery_resync_with_a_cause_passes() {
+    let causes = [
+        (
+            "server-0",
+            "redis_error_before_effect on PUBLISH from server-0",
+            1_060,
+        ),
+        (
+            "server-1",
+            "redis_error_before_effect on HGET from server-1",
+            1_060,
+        ),
+        ("server-1", "server_stall", 1_500),
+    ];
+    for cause in causes {
+        let oracle = recovered_at_once(2_000, Some(cause));
+        assert!(
+            !flagged(&oracle, Invariant::RepairHasCause, None),
+            "{cause:?}: {:?}",
+            oracle.violations()
+        );
+    }
+}
