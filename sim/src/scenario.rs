@@ -189,6 +189,16 @@ pub enum ProcessFaultKind {
     /// process restarts at `at_ms + restart_after_ms`, and nothing happens if no such
     /// script ran by then.
     CrashAfterScript,
+    /// A stall aimed at a `loading_complete` that lands after its caller's lease expired
+    /// (W9): armed at `at_ms`, the process's player-lease renewals fail from then on (its
+    /// Redis errors before their effect), and it stalls right before its next
+    /// `loading_complete` whose caller's lease runs out before the loading session's
+    /// deadline - that call held first, every later request after it - until that lease
+    /// ran out (at most `restart_after_ms`); the held call then lands while the loading
+    /// session still lives. A stall after just any `loading_complete` rarely opens the
+    /// window: a lease renewed within the last interval outlives a loading session created
+    /// before it. Disarmed (renewals work again) at the heal if it never struck.
+    StallPastLease,
 }
 
 /// A process fault; the server comes back (or resumes) after `restart_after_ms` (at the
@@ -335,6 +345,12 @@ impl Scenario {
                     .iter()
                     .any(|p| p.kind == ProcessFaultKind::CrashAfterScript),
             ),
+            (
+                "server_stall_past_lease",
+                f.process
+                    .iter()
+                    .any(|p| p.kind == ProcessFaultKind::StallPastLease),
+            ),
             ("scheduled_redis_fault", !f.scheduled.is_empty()),
         ];
         flags
@@ -355,9 +371,20 @@ pub const MAX_LATENCY_MS: u32 = 60;
 const FREEZE_EXTRA_MS: u32 = 2_000;
 
 /// Percent of scenarios with a process fault when stalls are on: the kinds of the mix
-/// before the targeted ones (crash, shutdown, stall) keep their 10 % each, and the two
-/// targeted kinds (stall after a lock, crash after a script) add 5 % each.
-const PROCESS_FAULT_PERCENT: u32 = 40;
+/// before the targeted ones (crash, shutdown, stall) keep their 10 % each, and the three
+/// targeted kinds (stall after a lock, crash after a script, stall past a lease) add 5 %
+/// each.
+const PROCESS_FAULT_PERCENT: u32 = 45;
+
+/// How much longer than the player lease's TTL a stall past a lease lasts after it struck
+/// (ms): long enough that a lease renewed right before the strike has run out when the held
+/// requests land, short enough that a loading session created a second or more after the
+/// strike still lives then (the loading timeout is shorter than the lease's TTL).
+const PAST_LEASE_MARGIN_MS: (u32, u32) = (50, 600);
+
+/// A stall past a lease is armed at the latest this long before the heal plus its length,
+/// so that, striking at the next enqueue, it can run its course before the world heals.
+const PAST_LEASE_ARM_LEAD_MS: u32 = 1_000;
 
 /// Percent of scenarios with a process fault in the mix before stalls (`--no-stalls`).
 const PROCESS_FAULT_PERCENT_BEFORE_STALLS: u32 = 30;
@@ -455,9 +482,15 @@ fn anchor() -> impl Strategy<Value = Anchor> {
         })
 }
 
+/// The player lease's TTL in the simulation (ms): `lease_ttl_ms + lease_renew_interval_ms`.
+fn player_lease_ttl_ms() -> u32 {
+    let timing = crate::world::sim_settings().timing;
+    u32::try_from(timing.lease_ttl_ms + timing.lease_renew_interval_ms).unwrap_or(u32::MAX)
+}
+
 /// Applies the targeted faults: an anchored process fault hits the anchored player's
-/// server right after it enqueued; a `switches_mode` player gets the first leave's
-/// cleanup failed.
+/// server right after it enqueued (a stall past a lease is armed as it connects, to strike
+/// at its enqueue); a `switches_mode` player gets the first leave's cleanup failed.
 fn target_faults(
     mut faults: Faults,
     players: &[PlayerPlan],
@@ -467,8 +500,20 @@ fn target_faults(
     if anchor.on && !players.is_empty() {
         let plan = anchor.player.get(players);
         for process in &mut faults.process {
-            process.at_ms = (plan.start_ms + anchor.after_ms).min(fault_phase_ms.saturating_sub(1));
+            let after_ms = match process.kind {
+                ProcessFaultKind::StallPastLease => 0,
+                _ => anchor.after_ms,
+            };
+            process.at_ms = (plan.start_ms + after_ms).min(fault_phase_ms.saturating_sub(1));
             process.server = plan.server;
+        }
+    }
+    for process in &mut faults.process {
+        if process.kind == ProcessFaultKind::StallPastLease {
+            let latest_ms = fault_phase_ms
+                .saturating_sub(process.restart_after_ms)
+                .saturating_sub(PAST_LEASE_ARM_LEAD_MS);
+            process.at_ms = process.at_ms.min(latest_ms);
         }
     }
     if players.iter().any(|p| p.behavior == Behavior::SwitchesMode) {
@@ -580,6 +625,7 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
             2 => Just(ProcessFaultKind::Stall),
             1 => Just(ProcessFaultKind::StallAfterLock),
             1 => Just(ProcessFaultKind::CrashAfterScript),
+            1 => Just(ProcessFaultKind::StallPastLease),
             2 => Just(ProcessFaultKind::Freeze)
         ]
         .boxed()
@@ -589,7 +635,8 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
             2 => Just(ProcessFaultKind::Shutdown),
             2 => Just(ProcessFaultKind::Stall),
             1 => Just(ProcessFaultKind::StallAfterLock),
-            1 => Just(ProcessFaultKind::CrashAfterScript)
+            1 => Just(ProcessFaultKind::CrashAfterScript),
+            1 => Just(ProcessFaultKind::StallPastLease)
         ]
         .boxed()
     } else {
@@ -599,27 +646,35 @@ fn faults(fault_phase_ms: u32, stalls: bool, freezes: bool) -> impl Strategy<Val
         ]
         .boxed()
     };
+    let lease_ttl_ms = player_lease_ttl_ms();
     let process = (
         500..fault_phase_ms,
         any::<u8>(),
         process_kind,
         200u32..4_000,
     )
-        .prop_map(|(at_ms, server, kind, restart_after_ms)| ProcessFault {
-            at_ms,
-            server,
-            kind,
-            // An armed fault only matters once it outlasts a lock's TTL after it struck
-            // (or, for a crash, once it had time to strike).
-            restart_after_ms: match kind {
-                ProcessFaultKind::Freeze
-                | ProcessFaultKind::StallAfterLock
-                | ProcessFaultKind::CrashAfterScript => {
-                    restart_after_ms.saturating_add(FREEZE_EXTRA_MS)
-                }
-                _ => restart_after_ms,
+        .prop_map(
+            move |(at_ms, server, kind, restart_after_ms)| ProcessFault {
+                at_ms,
+                server,
+                kind,
+                // An armed fault only matters once it outlasts a lock's TTL after it struck
+                // (or, for a crash, once it had time to strike); a stall past a lease lasts
+                // just past the player lease's TTL from when it struck.
+                restart_after_ms: match kind {
+                    ProcessFaultKind::Freeze
+                    | ProcessFaultKind::StallAfterLock
+                    | ProcessFaultKind::CrashAfterScript => {
+                        restart_after_ms.saturating_add(FREEZE_EXTRA_MS)
+                    }
+                    ProcessFaultKind::StallPastLease => {
+                        let (low, high) = PAST_LEASE_MARGIN_MS;
+                        lease_ttl_ms + low + restart_after_ms % (high - low)
+                    }
+                    _ => restart_after_ms,
+                },
             },
-        });
+        );
     let allocator = (rate(30, 300), rate(30, 300), rate(20, 200), rate(30, 300)).prop_map(
         |(none_idle, http_500, timeout, malformed)| AllocatorFaults {
             none_idle,

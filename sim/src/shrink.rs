@@ -300,6 +300,9 @@ pub fn without_fault_kind(scenario: &Scenario, kind: &str) -> Scenario {
         "server_crash_after_script" => f
             .process
             .retain(|p| p.kind != ProcessFaultKind::CrashAfterScript),
+        "server_stall_past_lease" => f
+            .process
+            .retain(|p| p.kind != ProcessFaultKind::StallPastLease),
         "scheduled_redis_fault" => f.scheduled.clear(),
         _ => {}
     }

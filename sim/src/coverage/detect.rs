@@ -48,6 +48,7 @@ pub fn detect(evidence: &Evidence<'_>) -> BTreeMap<String, u64> {
         add(id, count);
     }
     add("W2", notices_during_effects(evidence.history));
+    add("W9", held_past_lease(evidence.history));
     for (id, count) in from_clients(evidence.clients, evidence.idle_timeout_ms, evidence.end_ms) {
         add(id, count);
     }
@@ -158,6 +159,35 @@ fn from_ops(history: &History) -> BTreeMap<&'static str, u64> {
         }
     }
     counts
+}
+
+/// W9: `loading_complete` calls a stall held that landed after their caller's lease ran
+/// out, while their loading session still lived (no cancel or match of it had taken effect
+/// before: judged where the ops landed, since a stalled instance's attempts land late).
+fn held_past_lease(history: &History) -> u64 {
+    let mut ended = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for op in &history.ops {
+        let Some(loading) = op.loading else {
+            continue;
+        };
+        match op.target.as_str() {
+            "cancel_loading" | "finish_match"
+                if matches!(op.effect_tag.as_deref(), Some("cancelled" | "matched")) =>
+            {
+                ended.insert(loading);
+            }
+            "loading_complete"
+                if op.held_ms > 0
+                    && op.caller_held_lease == Some(false)
+                    && !ended.contains(&loading) =>
+            {
+                count += 1;
+            }
+            _ => {}
+        }
+    }
+    count
 }
 
 /// W2: notices published for a session while its enqueue effect was running (between the

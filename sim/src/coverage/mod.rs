@@ -1,5 +1,5 @@
 //! Rule coverage: one row per recovery rule and race window of the catalogue in
-//! docs/design.md (R1..R21, W1..W8, same ids and names), each with a detector that decides
+//! docs/design.md (R1..R21, W1..W9, same ids and names), each with a detector that decides
 //! from a run's history (facts, what the fake Redis served, fault windows), its clients'
 //! timelines and its trace whether the seed *reached* the row: the rule actually fired or
 //! the window was actually open, not merely that a fault of that kind was drawn.
@@ -55,7 +55,7 @@ const fn row(id: &'static str, name: &'static str, how: &'static str) -> Row {
 }
 
 /// The catalogue of docs/design.md, in its order.
-pub const ROWS: [Row; 29] = [
+pub const ROWS: [Row; 30] = [
     row("R1", "match round", "a loading session was created (fact)"),
     row(
         "R2",
@@ -203,6 +203,12 @@ pub const ROWS: [Row; 29] = [
         "reconnect while the old session still holds the lease",
         "a player's own reconnection was refused with `session_exists`",
     ),
+    row(
+        "W9",
+        "a held `loading_complete` lands after its lease expired",
+        "a loading_complete a stall held landed after its caller's lease ran out, its loading \
+         session not yet ended",
+    ),
 ];
 
 /// The row with `id`.
@@ -268,7 +274,7 @@ mod tests {
     fn rows_follow_the_catalogue() {
         let ids: Vec<&str> = ROWS.iter().map(|row| row.id).collect();
         let mut expected: Vec<String> = (1..=21).map(|n| format!("R{n}")).collect();
-        expected.extend((1..=8).map(|n| format!("W{n}")));
+        expected.extend((1..=9).map(|n| format!("W{n}")));
         assert_eq!(ids, expected);
     }
 

@@ -145,6 +145,11 @@ struct State {
     armed_crashes: BTreeSet<String>,
     /// Instances whose armed crash struck, for the driver to crash (in the order struck).
     struck_crashes: Vec<String>,
+    /// Instances whose player-lease renewals fail (before their effect) and that stall
+    /// right before their next `loading_complete` takes effect (W9).
+    armed_lease_stalls: BTreeSet<String>,
+    /// Instances whose armed lease stall struck, for the driver to time their resume.
+    struck_stalls: Vec<String>,
     /// How long an instance waits for a held request's reply before it gives up with a
     /// timeout (its effect still lands when the stall ends); `None`: it waits for good.
     response_timeout_ms: Option<u64>,
@@ -188,6 +193,8 @@ impl FakeRedis {
             armed_stalls: BTreeSet::new(),
             armed_crashes: BTreeSet::new(),
             struck_crashes: Vec::new(),
+            armed_lease_stalls: BTreeSet::new(),
+            struck_stalls: Vec::new(),
             response_timeout_ms: None,
         };
         let shared = Shared {

@@ -137,6 +137,13 @@ impl FakeRedis {
         let timeout_ms = state
             .response_timeout_ms
             .filter(|_| !state.frozen.contains(client));
+        if state.armed_lease_stalls.contains(client)
+            && lease_lapses_first(&DataView::new(&state.core.db, now_ms), &request)
+        {
+            state.armed_lease_stalls.remove(client);
+            state.stalls.entry(client.to_owned()).or_default();
+            state.struck_stalls.push(client.to_owned());
+        }
         let Some(held) = state.stalls.get_mut(client) else {
             return Err(request);
         };
@@ -199,6 +206,54 @@ impl FakeRedis {
         self.lock().armed_crashes.insert(client.to_owned());
     }
 
+    /// Arms a stall past a lease of the instance `client` (W9): from now on its player-lease
+    /// renewals fail before their effect, and its next `loading_complete` is held, with
+    /// every request after it (its client gives up on each after the response timeout),
+    /// until [`release`](Self::release). The driver learns it struck from
+    /// [`take_struck_stalls`](Self::take_struck_stalls) and resumes it once
+    /// [`held_lease_lapsed`](Self::held_lease_lapsed).
+    pub fn stall_past_lease(&self, client: &str) {
+        self.lock().armed_lease_stalls.insert(client.to_owned());
+    }
+
+    /// The instances whose armed lease stall struck since the last call, in the order struck.
+    pub fn take_struck_stalls(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().struck_stalls)
+    }
+
+    /// Disarms a lease stall that never struck (its renewals work again); returns whether
+    /// one was armed.
+    pub fn disarm_lease_stall(&self, client: &str) -> bool {
+        self.lock().armed_lease_stalls.remove(client)
+    }
+
+    /// Whether the stalled instance `client` holds a `loading_complete` whose caller's
+    /// player lease no longer holds the caller's token (it ran out while held).
+    pub fn held_lease_lapsed(&self, client: &str) -> bool {
+        let now_ms = self.now_ms();
+        let state = self.lock();
+        let Some(held) = state.stalls.get(client) else {
+            return false;
+        };
+        let fenced_on = held.iter().find_map(|item| match &item.request {
+            Request::Script {
+                name: "loading_complete",
+                keys,
+                args,
+                ..
+            } => Some((keys.get(2)?, args.get(1)?)),
+            _ => None,
+        });
+        let Some((lease_key, owner)) = fenced_on else {
+            return false;
+        };
+        let Ok(lease_key) = std::str::from_utf8(lease_key) else {
+            return false;
+        };
+        let view = DataView::new(&state.core.db, now_ms);
+        view.string(lease_key) != Some(owner.as_slice())
+    }
+
     /// The instances whose armed crash struck since the last call, in the order struck.
     pub fn take_struck_crashes(&self) -> Vec<String> {
         std::mem::take(&mut self.lock().struck_crashes)
@@ -216,6 +271,7 @@ impl FakeRedis {
         state.armed.remove(client);
         state.armed_stalls.remove(client);
         state.armed_crashes.remove(client);
+        state.armed_lease_stalls.remove(client);
         state.frozen.remove(client);
         state.stalls.remove(client).map_or(0, |held| held.len())
     }
@@ -233,6 +289,7 @@ impl FakeRedis {
             let mut state = self.lock();
             state.armed.remove(client);
             state.armed_stalls.remove(client);
+            state.armed_lease_stalls.remove(client);
             state.frozen.remove(client);
             state.stalls.remove(client).unwrap_or_default()
         };
@@ -272,6 +329,10 @@ impl FakeRedis {
                 .faults
                 .decide(matches!(request, Request::Script { .. })),
         };
+        // An armed lease stall fails the instance's player-lease renewals.
+        if state.armed_lease_stalls.contains(client) && target == "renew_player_leases" {
+            decision.kind = Some(FaultKind::ErrorBeforeEffect);
+        }
         let dropped = state.apply_subscriber_drop(decision);
         let mut served = Served {
             client,
@@ -454,6 +515,38 @@ fn takes_lock(request: &Request<'_>, result: &Result<Reply, StoreError>) -> bool
         .skip(3)
         .any(|arg| arg.eq_ignore_ascii_case(b"NX"));
     is(0, b"SET") && lock_key && nx && matches!(result, Ok(Reply::Status(_)))
+}
+
+/// Whether `request` is a `loading_complete` whose caller's player lease still holds the
+/// caller's token but runs out before the loading session's deadline: held until the lease
+/// ran out, it lands while the loading session still lives (W9).
+fn lease_lapses_first(data: &DataView<'_>, request: &Request<'_>) -> bool {
+    let Request::Script {
+        name: "loading_complete",
+        keys,
+        args,
+        ..
+    } = request
+    else {
+        return false;
+    };
+    let text = |index: usize| keys.get(index).and_then(|b| std::str::from_utf8(b).ok());
+    let (Some(loading_key), Some(lease_key), Some(owner)) = (text(0), text(2), args.get(1)) else {
+        return false;
+    };
+    let Some(lease) = data.entry(lease_key) else {
+        return false;
+    };
+    let deadline_ms = data
+        .hash(loading_key)
+        .and_then(|fields| fields.get(b"deadline_ms".as_slice()))
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    matches!(&lease.value, super::Value::String(holder) if holder == owner)
+        && lease
+            .expires_at_ms
+            .zip(deadline_ms)
+            .is_some_and(|(expires_ms, deadline_ms)| expires_ms < deadline_ms)
 }
 
 /// Whether `request` is a script whose reply obliges its caller to publish a notice: a

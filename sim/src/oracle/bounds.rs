@@ -64,6 +64,17 @@ pub struct Bounds {
     /// The configured loading timeout: a loading session's deadline is this long after its
     /// creator read its clock (invariant 13 judges the deadline itself by it).
     pub loading_timeout_ms: u64,
+    /// The configured idle timeout: a connection is closed as idle only after this long
+    /// without a frame from its client (invariant 16).
+    pub idle_timeout_ms: u64,
+    /// How long a frame may be in flight on a healthy link (max latency + a tick): the
+    /// server may not have read a frame sent this recently when its idle timer fires.
+    pub in_flight_ms: u64,
+    /// Frames written at once beyond which the server must close the connection for
+    /// flooding: the burst allowance plus the rate-limited frames tolerated in a row.
+    pub flood_frames: u32,
+    /// How long after a flood is written the server must have closed the connection (1008).
+    pub flood_close_ms: u64,
 }
 
 /// One row of the bounds table.
@@ -109,6 +120,13 @@ impl Bounds {
                 + t.lease_ttl_ms,
             lease_ttl_ms: t.lease_ttl_ms,
             loading_timeout_ms: t.loading_timeout_ms,
+            idle_timeout_ms: t.idle_timeout_ms,
+            in_flight_ms: world.max_latency_ms + world.tick_ms,
+            flood_frames: settings
+                .limits
+                .message_burst
+                .saturating_add(match_server::limits::MAX_RATE_LIMITED_IN_A_ROW),
+            flood_close_ms: prompt_ms + world.max_latency_ms,
         }
     }
 
@@ -156,6 +174,18 @@ impl Bounds {
                 value_ms: self.stale_slack_ms,
                 formula: "2 x sweep_interval_ms + 2 s",
                 measured_from: "a loading session's deadline or a lock's expiry; by then Redis no longer holds it (invariant 9)",
+            },
+            BoundRow {
+                name: "idle",
+                value_ms: self.idle_timeout_ms.saturating_sub(self.in_flight_ms),
+                formula: "idle_timeout_ms - (max network latency + 1 tick)",
+                measured_from: "the client's last data frame (or the connection's opening): a close for idleness (1000) comes no earlier, unless a partition of the link held a frame (invariant 16)",
+            },
+            BoundRow {
+                name: "flood_close",
+                value_ms: self.flood_close_ms,
+                formula: "prompt + max network latency",
+                measured_from: "a client writing more than message_burst + MAX_RATE_LIMITED_IN_A_ROW frames at once; by then the server closed the connection with 1008, unless a fault hit the connection's path (invariant 16)",
             },
         ]
     }

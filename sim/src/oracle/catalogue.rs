@@ -80,4 +80,6 @@ catalogue! {
         "Once the healed world rests, every connected client's view equals what Redis holds for its player.";
     15 RepairHasCause repair_has_cause::RepairHasCause "repair_has_cause"
         "No repair without a cause: a safety net repairs only state that a fault on record could have broken.";
+    16 CloseHasCause close_has_cause::CloseHasCause "close_has_cause"
+        "Every close the server makes has its cause in the trace (idle: the timeout of client silence; flooding: the tolerated rate-limited frames), and a flood has its close.";
 }

@@ -36,6 +36,19 @@ pub enum ClientEvent {
     SentDequeue,
     /// Sent `loading_complete` for this loading session.
     SentLoadingComplete(Uuid),
+    /// Wrote `frames` data frames in one go on the current connection: every data frame
+    /// the client sends, whatever its kind (the kind's own event, if any, comes too), so
+    /// the server's rate limit and idle timer can be judged against what it was sent.
+    SentFrames {
+        /// How many data frames.
+        frames: u32,
+    },
+    /// The server closed the connection with this close code (the `Disconnected` that
+    /// follows ends the connection).
+    ClosedByServer {
+        /// The close frame's code (0 when the frame had none).
+        code: u16,
+    },
     /// Received a frame.
     Received(ServerMessage),
     /// The connection ended; `for_good` when the player will not come back. `closed` when
@@ -189,7 +202,10 @@ impl ClientModel {
                 self.pending_enqueues += 1;
                 self.last_match = None;
             }
-            ClientEvent::SentDequeue | ClientEvent::DuplicateReceived { .. } => {}
+            ClientEvent::SentDequeue
+            | ClientEvent::DuplicateReceived { .. }
+            | ClientEvent::SentFrames { .. }
+            | ClientEvent::ClosedByServer { .. } => {}
             ClientEvent::SwitchedMode { mode } => mode.clone_into(&mut self.mode),
             ClientEvent::SentLoadingComplete(loading) => {
                 if let ClientState::Loading {

@@ -20,6 +20,7 @@ pub mod clients;
 pub mod history;
 mod redis_model;
 
+mod close_has_cause;
 mod code_has_cause;
 mod in_time;
 mod legal_messages;

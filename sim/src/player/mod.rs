@@ -164,6 +164,13 @@ impl Player {
             .client_event(self.id, sim_elapsed_ms(), event);
     }
 
+    /// Tells the oracle the client wrote `frames` data frames now (the server's rate limit
+    /// and idle timer are judged against them).
+    fn sent(&self, frames: usize) {
+        let frames = u32::try_from(frames).unwrap_or(u32::MAX);
+        self.observe(ClientEvent::SentFrames { frames });
+    }
+
     /// A connection that ended without the client closing it: come back soon.
     fn lost(&mut self) -> Ending {
         Ending::Reconnect {
@@ -341,6 +348,7 @@ impl Player {
                 }
                 Some(Some(Ok(Message::Close(frame)))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(0);
+                    self.observe(ClientEvent::ClosedByServer { code });
                     self.note(format!("closed by server (code {code})"));
                     self.log.player_frame(self.index, FlowKind::Close, || {
                         format!("closed by server (code {code})")
@@ -510,6 +518,7 @@ impl Player {
                 self.log.player_frame(self.index, FlowKind::FrameIn, || {
                     format!("{frame} x{burst}")
                 });
+                self.sent(usize::from(burst));
                 for _ in 0..burst {
                     self.observe(ClientEvent::SentEnqueue);
                     let _ = ws.feed(Message::Text(frame.clone().into())).await;
@@ -530,6 +539,7 @@ impl Player {
                     .await;
                 }
                 for _ in 0..times {
+                    self.sent(1);
                     self.observe(ClientEvent::SentLoadingComplete(loading));
                     self.note(format!("-> loading_complete {loading}"));
                     self.log.player_frame(self.index, FlowKind::FrameIn, || {
@@ -574,6 +584,7 @@ impl Player {
                     }
                     self.send_text(ws, frame).await;
                 }
+                self.sent(1);
                 let _ = ws.send(Message::Binary(vec![0u8, 1, 2].into())).await;
             }
             Action::Spoof => {
@@ -587,6 +598,7 @@ impl Player {
                 self.log.player_frame(self.index, FlowKind::FrameIn, || {
                     format!("{FLOOD_FRAMES} dequeue frames at once")
                 });
+                self.sent(FLOOD_FRAMES);
                 for _ in 0..FLOOD_FRAMES {
                     let _ = ws.feed(Message::Text(r#"{"type":"dequeue"}"#.into())).await;
                 }
@@ -615,6 +627,7 @@ impl Player {
     }
 
     async fn send_text(&self, ws: &mut Ws, frame: String) {
+        self.sent(1);
         self.note(format!("-> {frame}"));
         self.log
             .player_frame(self.index, FlowKind::FrameIn, || frame.clone());

@@ -53,6 +53,10 @@ struct Driver<'a> {
     facts_seen: usize,
     /// What the fake served, not handed to the oracle yet.
     redis_log: Arc<RedisLog>,
+    /// How long each server's armed stall past a lease holds at most once it strikes (ms).
+    past_lease_holds: BTreeMap<usize, u64>,
+    /// The struck stalls past a lease, with when each resumes at the latest (sim ms).
+    past_lease_resumes: BTreeMap<usize, u64>,
 }
 
 /// The network between a client host and a server, as a fault's scope.
@@ -77,6 +81,7 @@ pub(super) fn drive(scenario: &Scenario, config: &RunConfig, log: &TraceLog) -> 
         let now_ms = driver.now_ms();
         driver.redis_time.advance_to(EPOCH_SECS * 1_000 + now_ms);
         driver.crash_struck(now_ms);
+        driver.stalls_past_lease(now_ms);
         while events.first().is_some_and(|(at, _)| *at <= now_ms) {
             let (_, event) = events.remove(0);
             driver.apply(&event, now_ms);
@@ -166,6 +171,8 @@ impl<'a> Driver<'a> {
             heal_ms,
             facts_seen: 0,
             redis_log,
+            past_lease_holds: BTreeMap::new(),
+            past_lease_resumes: BTreeMap::new(),
         })
     }
 
@@ -312,6 +319,15 @@ impl<'a> Driver<'a> {
             WorldEvent::Freeze { server } => self.freeze(*server),
             WorldEvent::StallAfterLock { server } => self.stall_after_lock(*server),
             WorldEvent::CrashAfterScript { server } => self.arm_crash(*server),
+            WorldEvent::StallPastLease { server, hold_ms } => {
+                self.arm_stall_past_lease(*server, *hold_ms)
+            }
+            WorldEvent::StallStruck { server } => self.servers.get(*server).map(|s| {
+                format!(
+                    "{} stalls at its loading_complete: its Redis requests are held",
+                    s.name
+                )
+            }),
             WorldEvent::RestartIfCrashed { server } => {
                 if self.is_down(*server) {
                     self.apply(&WorldEvent::Restart { server: *server }, now_ms);
@@ -358,7 +374,8 @@ impl<'a> Driver<'a> {
             }
             WorldEvent::Stall { server }
             | WorldEvent::Freeze { server }
-            | WorldEvent::StallAfterLock { server } => {
+            | WorldEvent::StallAfterLock { server }
+            | WorldEvent::StallStruck { server } => {
                 self.fault_begins(now_ms, None, instance(server), "server_stall")
             }
             WorldEvent::Resume { server } => {
@@ -370,6 +387,7 @@ impl<'a> Driver<'a> {
             WorldEvent::Partition { .. }
             | WorldEvent::Repair { .. }
             | WorldEvent::CrashAfterScript { .. }
+            | WorldEvent::StallPastLease { .. }
             | WorldEvent::RestartIfCrashed { .. } => {}
         }
     }
@@ -419,6 +437,49 @@ impl<'a> Driver<'a> {
         Some(format!(
             "crash {name} right after its next script that owes a notice"
         ))
+    }
+
+    /// Arms a stall of the server `index` right after its next `enqueue` that queued a
+    /// player, lasting `hold_ms` from then (recorded as a fault when it strikes).
+    fn arm_stall_past_lease(&mut self, index: usize, hold_ms: u64) -> Option<String> {
+        let name = self.servers.get(index)?.name.clone();
+        self.fake.stall_past_lease(&name);
+        self.past_lease_holds.insert(index, hold_ms);
+        self.count("server_stall_past_lease");
+        Some(format!(
+            "{name}'s player-lease renewals fail; it stalls at its next loading_complete until that call's lease ran out (at most {hold_ms} ms)"
+        ))
+    }
+
+    /// Follows the stalls past a lease: one that struck since the last step is recorded
+    /// and given its latest resume (its hold, the heal at the latest); a struck one resumes
+    /// as soon as the lease of the `loading_complete` it holds ran out, or at that latest.
+    fn stalls_past_lease(&mut self, now_ms: u64) {
+        for name in self.fake.take_struck_stalls() {
+            let Some(server) = self.servers.iter().position(|s| s.name == name) else {
+                continue;
+            };
+            self.apply(&WorldEvent::StallStruck { server }, now_ms);
+            let hold_ms = self.past_lease_holds.get(&server).copied().unwrap_or(0);
+            let latest_ms = (now_ms + hold_ms).min(self.heal_ms);
+            self.past_lease_resumes.insert(server, latest_ms);
+        }
+        let due: Vec<usize> = self
+            .past_lease_resumes
+            .iter()
+            .filter(|(server, latest_ms)| {
+                now_ms >= **latest_ms
+                    || self
+                        .servers
+                        .get(**server)
+                        .is_some_and(|s| self.fake.held_lease_lapsed(&s.name))
+            })
+            .map(|(server, _)| *server)
+            .collect();
+        for server in due {
+            self.past_lease_resumes.remove(&server);
+            self.apply(&WorldEvent::Resume { server }, now_ms);
+        }
     }
 
     /// Disarms a crash that never struck.
@@ -519,6 +580,9 @@ impl<'a> Driver<'a> {
 
     fn heal(&mut self) {
         self.fake.set_faults_enabled(false);
+        for server in &self.servers {
+            self.fake.disarm_lease_stall(&server.name);
+        }
         self.allocator.heal();
         self.sim.set_max_message_latency(Duration::from_millis(2));
         for index in 0..self.servers.len() {

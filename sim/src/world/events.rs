@@ -82,6 +82,21 @@ pub enum WorldEvent {
         /// Server index.
         server: usize,
     },
+    /// A server stalls right after its next `enqueue` that queued a player, for `hold_ms`
+    /// from then (see [`ProcessFaultKind::StallPastLease`]); the driver schedules the
+    /// [`Self::Resume`] when the fake Redis reports it struck.
+    StallPastLease {
+        /// Server index.
+        server: usize,
+        /// How long it stays stalled once it struck (ms).
+        hold_ms: u64,
+    },
+    /// An armed [`Self::StallPastLease`] struck: the server's Redis requests are held from
+    /// now on.
+    StallStruck {
+        /// Server index.
+        server: usize,
+    },
     /// A stalled (or frozen) server resumes: its held requests take effect, in order.
     Resume {
         /// Server index.
@@ -131,6 +146,12 @@ pub fn schedule(scenario: &Scenario, servers: &[ServerHandle]) -> Vec<(u64, Worl
         let server = usize::from(p.server) % server_count;
         let at = u64::from(p.at_ms);
         let (event, end) = match p.kind {
+            // Its resume is timed from when it strikes (the driver's), its disarm at heal.
+            ProcessFaultKind::StallPastLease => {
+                let hold_ms = u64::from(p.restart_after_ms);
+                events.push((at, WorldEvent::StallPastLease { server, hold_ms }));
+                continue;
+            }
             ProcessFaultKind::Crash => {
                 (WorldEvent::Crash { server }, WorldEvent::Restart { server })
             }

@@ -85,7 +85,8 @@ pub(super) fn record(log: &TraceLog, at_ms: u64, event: &WorldEvent, text: Optio
         }
         WorldEvent::Stall { server: index }
         | WorldEvent::Freeze { server: index }
-        | WorldEvent::StallAfterLock { server: index } => s.open(Window {
+        | WorldEvent::StallAfterLock { server: index }
+        | WorldEvent::StallStruck { server: index } => s.open(Window {
             key: format!("stall {}", server(*index)),
             kind: WindowKind::Stall,
             lanes: vec![Lane::Server(server(*index))],

@@ -97,3 +97,76 @@ fn an_armed_crash_that_never_struck_is_disarmed() {
     assert!(redis.disarm_crash("server-0"));
     assert!(!redis.disarm_crash("server-0"));
 }
+
+/// A `loading_complete` call for player `p1` as session `owner` of loading session `l1`.
+fn loading_complete_call() -> (Script, Vec<String>, Vec<String>) {
+    let keys = ["{mm}:loading:l1", "{mm}:players", "{mm}:session:p1"];
+    let args = ["p1", "owner", "l1", "0"];
+    (
+        script("loading_complete", "{'lease_lost'}"),
+        keys.map(str::to_owned).to_vec(),
+        args.map(str::to_owned).to_vec(),
+    )
+}
+
+/// Goal: an armed stall past a lease fails its instance's player-lease renewals (only
+/// its own), passes a `loading_complete` whose lease outlives the loading session's
+/// deadline, holds the first one whose lease runs out before it (the stall strikes once),
+/// and tells the driver when that lease has run out, so the held call lands after it.
+#[tokio::test]
+async fn a_stall_past_a_lease_holds_a_loading_complete_until_its_lease_ran_out() {
+    use futures_util::FutureExt;
+    let (redis, clock) = fake();
+    let server = redis.for_client("server-0");
+    redis.stall_past_lease("server-0");
+    let renew = script("renew_player_leases", "{1}");
+    assert!(
+        server.eval(&renew, &[], &[]).await.is_err(),
+        "renewals fail"
+    );
+    let other = redis.for_client("server-1");
+    assert!(other.eval(&renew, &[], &[]).await.is_ok(), "only its own");
+
+    let lease_ms = 4_000;
+    let deadline = |ms: u64| (START_MS + ms).to_string();
+    redis
+        .cmd(&["SET", "{mm}:session:p1", "owner", "PX", "4000"])
+        .unwrap();
+    let (call, keys, args) = loading_complete_call();
+    redis
+        .cmd(&[
+            "HSET",
+            "{mm}:loading:l1",
+            "deadline_ms",
+            &deadline(lease_ms - 500),
+        ])
+        .unwrap();
+    server.eval(&call, &keys, &args).await.unwrap();
+    assert!(
+        !redis.is_stalled("server-0"),
+        "the lease outlives the loading session"
+    );
+
+    redis
+        .cmd(&[
+            "HSET",
+            "{mm}:loading:l1",
+            "deadline_ms",
+            &deadline(lease_ms + 500),
+        ])
+        .unwrap();
+    assert!(
+        server.eval(&call, &keys, &args).now_or_never().is_none(),
+        "held"
+    );
+    assert!(redis.is_stalled("server-0"));
+    assert_eq!(redis.take_struck_stalls(), vec!["server-0".to_owned()]);
+    assert!(!redis.held_lease_lapsed("server-0"));
+    clock.advance_ms(lease_ms + 1);
+    assert!(redis.held_lease_lapsed("server-0"));
+    assert_eq!(redis.release("server-0"), 1);
+    assert!(
+        server.eval(&renew, &[], &[]).await.is_ok(),
+        "struck once, then disarmed"
+    );
+}
