@@ -169,7 +169,7 @@ impl SessionPort {
     /// connection holds by then.
     fn acting(&self, owner: Uuid, player: Uuid, act: Act) -> impl Fn() -> bool + '_ {
         move || {
-            if self.leases.must_stop(Member { player, owner }) {
+            if self.lease_fenced(owner, player) {
                 return false;
             }
             self.record(Fact::Acted { player, owner, act });
