@@ -18,7 +18,7 @@ use match_server::probe::{EndCause, Fact, LeaseChange};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
-use super::history::{LoadingRecord, Scope};
+use super::history::{Ending, LoadingRecord, Scope};
 use super::{Bounds, Check, ClientEvent, Cx, Findings, RedisView};
 use crate::world::EPOCH_SECS;
 
@@ -120,8 +120,21 @@ impl Check for CodeHasCause {
                 continue;
             };
             out.checked(1);
-            let timeout = record.endings.iter().rev().find(|e| {
-                e.cause == EndCause::TimedOut && e.at_ms <= told.at_ms + cx.bounds.tick_ms
+            let by_ms = told.at_ms + cx.bounds.tick_ms;
+            let timed_out = |record| timed_out_by(record, by_ms);
+            // A session that missed a later loading session of its player (a stall held
+            // its `start_loading`) names the one its client knows; the code is for the
+            // latest session that held the player and timed out by then.
+            let timeout = timed_out(record).or_else(|| {
+                loadings
+                    .values()
+                    .filter(|later| {
+                        later.created_ms > record.created_ms
+                            && later.created_ms <= told.at_ms
+                            && later.players.contains(&told.player)
+                    })
+                    .filter_map(timed_out)
+                    .max_by_key(|ending| ending.at_ms)
             });
             let Some(timeout) = timeout else {
                 out.violate(
@@ -246,4 +259,13 @@ fn judge_deadline(cx: &Cx<'_>, loading: Uuid, record: &LoadingRecord<'_>, out: &
             ),
         );
     }
+}
+
+/// The last timeout that found `record`'s loading session by `by_ms`, if any.
+fn timed_out_by<'r, 'a>(record: &'r LoadingRecord<'a>, by_ms: u64) -> Option<&'r Ending<'a>> {
+    record
+        .endings
+        .iter()
+        .rev()
+        .find(|e| e.cause == EndCause::TimedOut && e.at_ms <= by_ms)
 }

@@ -66,7 +66,7 @@ pub struct RedisOp {
     /// player's lease held the caller's token when it took effect. A request held by a
     /// stalled connection lands late; this is judged where it lands, not where it was sent.
     pub caller_held_lease: Option<bool>,
-    /// For a script that acts for one player's session (`loading_complete`): that player,
+    /// For a script that acts for one player's session (`loading_complete`, `enqueue`): that player,
     /// so a retry can be told from a co-player's call.
     pub caller: Option<Uuid>,
     /// For a `try_match` that grouped players: those whose entry lease had run out by the

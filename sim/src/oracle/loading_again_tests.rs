@@ -9,8 +9,8 @@ use match_server::probe::{Act, EndCause, Fact};
 use match_server::protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::{FaultWindow, check};
-use crate::oracle::{Invariant, Violation};
+use super::{FaultWindow, check, check_with_landings};
+use crate::oracle::{Invariant, RedisOp, Violation};
 use crate::probe::{FactRecord, LoadingState, Witness};
 
 const MODE: &str = "Normal_2v2";
@@ -293,4 +293,22 @@ fn a_late_creation_report_is_ordered_by_its_first_evidence() {
     let violations = no_new_attempt.violations(&[]);
     assert_eq!(violations.len(), 1);
     assert!(violations[0].detail.contains("it left"));
+}
+
+/// Goal: an enqueue the client sent before the timeout, held by a stalled connection until
+/// after it, is the AFK player's new attempt where it lands (seed 8024 of the merged
+/// generator); one that landed before the timeout is not, and nor is a landing that
+/// queued no one.
+#[test]
+fn an_enqueue_that_landed_after_the_end_is_a_new_attempt() {
+    let history = afk_times_out().created(10_320, SECOND, &[8, 4, 7, 3]);
+    let landed = |at_ms: u64, tag: &str| RedisOp {
+        caller: Some(p(8)),
+        held_ms: 2_000,
+        ..RedisOp::answered(at_ms, "server-0", "enqueue", tag)
+    };
+    let judge = |ops: &[RedisOp]| check_with_landings(&history.0, &[], ops).1;
+    assert_eq!(judge(&[landed(10_300, "enqueued")]), vec![]);
+    assert_eq!(judge(&[landed(9_900, "enqueued")]).len(), 1);
+    assert_eq!(judge(&[landed(10_300, "taken")]).len(), 1);
 }

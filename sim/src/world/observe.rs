@@ -74,9 +74,10 @@ impl RedisLog {
         Some(holder == Some(owner.as_slice()))
     }
 
-    /// For `loading_complete` (ARGV player first): the player the call acts for.
+    /// For `loading_complete` and `enqueue` (ARGV player first): the player the call acts
+    /// for.
     fn caller(served: &Served<'_>) -> Option<Uuid> {
-        if served.target != "loading_complete" {
+        if !matches!(served.target, "loading_complete" | "enqueue") {
             return None;
         }
         Uuid::parse_str(redis::text(served.args.first()?)).ok()

@@ -525,3 +525,48 @@ fn waiting_view_at_rest_must_be_queued() {
     assert!(flagged(&oracle, Invariant::ViewsAgree, Some(2)));
     assert!(!flagged(&oracle, Invariant::ViewsAgree, Some(1)));
 }
+
+/// Goal: `loading_not_completed` told to a session that never heard of its player's later
+/// loading session (a stall held its `start_loading`; seed 4522) is judged against that
+/// later session: its timeout is the cause and passes; without that timeout, or with the
+/// later session not holding the player, it is flagged.
+#[test]
+fn a_code_for_a_later_session_the_client_never_heard_of_is_judged_by_it() {
+    const LATER: u128 = 51;
+    for (holds_player, timed_out, expected) in [
+        (true, true, false),
+        (true, false, true),
+        (false, true, true),
+    ] {
+        let mut oracle = loading_pair();
+        oracle.facts([ending(300, EndCause::Left { player: id(2) })]);
+        let players = if holds_player {
+            vec![id(1), id(3)]
+        } else {
+            vec![id(2), id(3)]
+        };
+        let created = Fact::LoadingCreated {
+            loading: id(LATER),
+            mode: MODE.into(),
+            players,
+        };
+        let state = Witness::Loading(Some(loading_state(&[1, 3], 3_400)));
+        oracle.facts([fact(400, "server-0", created, Some(state.clone()))]);
+        if timed_out {
+            let ending = Fact::LoadingEnding {
+                loading: id(LATER),
+                mode: MODE.into(),
+                cause: EndCause::TimedOut,
+            };
+            oracle.facts([fact(3_500, "server-0", ending, Some(state))]);
+        }
+        oracle.client_event(id(1), 3_520, error(ErrorCode::LoadingNotCompleted));
+        liveness(&mut oracle, 5_000, &RedisView::default());
+        assert_eq!(
+            flagged(&oracle, Invariant::CodeHasCause, Some(1)),
+            expected,
+            "holds the player: {holds_player}, timed out: {timed_out}: {:?}",
+            oracle.violations()
+        );
+    }
+}
