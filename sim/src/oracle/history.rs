@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use match_server::notify::Notice;
-use match_server::probe::{EndCause, Fact};
+use match_server::probe::{EndCause, Fact, LeaseChange};
 use uuid::Uuid;
 
 use crate::probe::{FactRecord, LoadingState, Witness};
@@ -365,6 +365,28 @@ impl History {
             }
         }
         loadings
+    }
+
+    /// The session tokens that took `player`'s lease on `server` in `from_ms..=to_ms`, in
+    /// the order reported: the sessions one connection of the player held there.
+    pub fn lease_takers<'a>(
+        &'a self,
+        player: Uuid,
+        server: &'a str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = Uuid> + 'a {
+        self.facts
+            .iter()
+            .filter(move |fact| fact.host == server && (from_ms..=to_ms).contains(&fact.at_ms))
+            .filter_map(move |fact| match &fact.fact {
+                Fact::Lease {
+                    player: p,
+                    owner,
+                    change: LeaseChange::Taken,
+                } if *p == player => Some(*owner),
+                _ => None,
+            })
     }
 
     /// The instance that reported facts for `owner` (the session token), if any.

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::history::{LoadingRecord, RedisOp, SUBSCRIBER_DROP};
 use super::{Bounds, Check, ClientEvent, ClientModel, Cx, Findings, Path, RedisView};
 use crate::world::EPOCH_SECS;
-use match_server::probe::{EndCause, Fact, LeaseChange};
+use match_server::probe::EndCause;
 use match_server::protocol::ServerMessage;
 
 /// Invariant 12, with the leaves it saw.
@@ -330,12 +330,9 @@ fn is_grouped_session(
         return false;
     };
     let grouped_owner = record.owners.and_then(|owners| owners.get(&player));
-    cx.history.facts.iter().any(|fact| {
-        fact.host == server
-            && (opened_ms..=at_ms + cx.bounds.tick_ms).contains(&fact.at_ms)
-            && matches!(&fact.fact, Fact::Lease { player: p, owner, change: LeaseChange::Taken }
-                if *p == player && grouped_owner.is_none_or(|grouped| grouped == owner))
-    })
+    cx.history
+        .lease_takers(player, server, opened_ms, at_ms + cx.bounds.tick_ms)
+        .any(|owner| grouped_owner.is_none_or(|grouped| *grouped == owner))
 }
 
 /// Whether a fault on `path` between the promise's cause and its deadline explains that it

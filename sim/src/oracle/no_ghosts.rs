@@ -15,7 +15,6 @@
 use std::collections::BTreeSet;
 
 use match_server::matchmaker::entry::Place;
-use match_server::probe::{Fact, LeaseChange};
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
@@ -129,23 +128,6 @@ fn shutdown_of(cx: &Cx<'_>, server: &str, at_ms: u64) -> Option<u64> {
         .next_back()
 }
 
-/// The session tokens that took `player`'s lease on `server` in `from_ms..=to_ms`.
-fn lease_owners(cx: &Cx<'_>, player: Uuid, server: &str, from_ms: u64, to_ms: u64) -> Vec<Uuid> {
-    cx.history
-        .facts
-        .iter()
-        .filter(|fact| fact.host == server && (from_ms..=to_ms).contains(&fact.at_ms))
-        .filter_map(|fact| match &fact.fact {
-            Fact::Lease {
-                player: p,
-                owner,
-                change: LeaseChange::Taken,
-            } if *p == player => Some(*owner),
-            _ => None,
-        })
-        .collect()
-}
-
 /// When `player` left for good, if that is longer ago than any processing bound.
 fn left_long_ago(cx: &Cx<'_>, player: Uuid, at_ms: u64) -> Option<u64> {
     let left = cx.clients.get(player)?.left_at_ms?;
@@ -168,7 +150,10 @@ impl Check for NoGhosts {
         let Some((server, opened_ms)) = model.connection_at(at_ms) else {
             return;
         };
-        let owners = lease_owners(cx, player, server, opened_ms, at_ms);
+        let owners: Vec<Uuid> = cx
+            .history
+            .lease_takers(player, server, opened_ms, at_ms)
+            .collect();
         if owners.is_empty() {
             return;
         }
