@@ -55,6 +55,20 @@ fn repaired(oracle: &mut Oracle, at_ms: u64, what: Repair) {
     oracle.facts([record(at_ms, "server-1", fact, None)]);
 }
 
+/// server-0's matchmaker recovers the loading session its lost `try_match` reply created,
+/// at `at_ms` (it reads the session back and orders its players' resync).
+fn recovered_on_server_0(oracle: &mut Oracle, at_ms: u64) {
+    let recovered = Fact::Repaired {
+        rule: RepairRule::LostReplyRecovery,
+        player: None,
+        owner: None,
+        what: Repair::LoadingRecovered {
+            loading: id(LOADING),
+        },
+    };
+    oracle.facts([record(at_ms, "server-0", recovered, None)]);
+}
+
 fn missed_loading() -> Repair {
     Repair::MissedLoading {
         loading: id(LOADING),
@@ -168,15 +182,7 @@ fn lost_reply_excuses_only_until_the_recovery() {
         scope,
         "redis_lost_reply on try_match from server-0".into(),
     );
-    let recovered = Fact::Repaired {
-        rule: RepairRule::LostReplyRecovery,
-        player: None,
-        owner: None,
-        what: Repair::LoadingRecovered {
-            loading: id(LOADING),
-        },
-    };
-    oracle.facts([record(1_050, "server-0", recovered, None)]);
+    recovered_on_server_0(&mut oracle, 1_050);
     repaired(&mut oracle, 2_500, missed_loading());
     liveness(&mut oracle, 6_000, &RedisView::default());
     assert!(flagged(&oracle, Invariant::RepairHasCause, Some(1)));
@@ -291,15 +297,7 @@ fn recovered_at_once(repair_ms: u64, fault: Option<(&str, &str, u64)>) -> Oracle
             .history_mut()
             .fault(at_ms, Some(at_ms + 10), scope, what.into());
     }
-    let recovered = Fact::Repaired {
-        rule: RepairRule::LostReplyRecovery,
-        player: None,
-        owner: None,
-        what: Repair::LoadingRecovered {
-            loading: id(LOADING),
-        },
-    };
-    oracle.facts([record(1_050, "server-0", recovered, None)]);
+    recovered_on_server_0(&mut oracle, 1_050);
     repaired(&mut oracle, repair_ms, missed_loading());
     liveness(&mut oracle, 6_000, &RedisView::default());
     oracle
