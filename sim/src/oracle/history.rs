@@ -333,7 +333,12 @@ impl History {
                         creator: &record.host,
                         mode,
                         players,
-                        deadline_unix_ms: created.map(|state| state.deadline_ms),
+                        // A creation reported late (its reply was slow) may be witnessed
+                        // after its group went allocating, which moved the deadline: the
+                        // deadline as created is then unknown.
+                        deadline_unix_ms: created
+                            .filter(|state| !state.allocating)
+                            .map(|state| state.deadline_ms),
                         owners: created.map(|state| &state.owners),
                         endings: Vec::new(),
                         all_ready: None,

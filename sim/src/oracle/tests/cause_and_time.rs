@@ -380,6 +380,50 @@ fn created_after_lock(deadline_ms: u64) -> Oracle {
     oracle
 }
 
+/// Goal: a creation whose report came late (slow `try_match` reply), witnessed after its
+/// group went allocating, is not judged by the deadline it has then (the allocation's, set
+/// by the last `loading_complete`: seed 2971 of the fleet campaign); the same deadline
+/// witnessed before the group loaded is flagged.
+#[test]
+fn a_deadline_witnessed_after_the_group_loaded_is_not_the_created_one() {
+    let timeout_ms = crate::world::sim_settings().timing.loading_timeout_ms;
+    let short_ms = 500 + timeout_ms / 2;
+    let mut oracle = created_after_lock(short_ms);
+    liveness(&mut oracle, 5_000, &RedisView::default());
+    assert!(flagged(&oracle, Invariant::CodeHasCause, None));
+
+    let mut oracle = oracle_with_players(&[1, 2]);
+    let lock = Fact::LockAcquired {
+        mode: MODE.into(),
+        token: id(90),
+        valid_ms: 1_800,
+    };
+    let created = Fact::LoadingCreated {
+        loading: id(LOADING),
+        mode: MODE.into(),
+        players: vec![id(1), id(2)],
+    };
+    let allocating = LoadingState {
+        allocating: true,
+        ..loading_state(&[1, 2], short_ms)
+    };
+    oracle.facts([
+        fact(500, "server-0", lock, None),
+        fact(
+            520,
+            "server-0",
+            created,
+            Some(Witness::Loading(Some(allocating))),
+        ),
+    ]);
+    liveness(&mut oracle, 5_000, &RedisView::default());
+    assert!(
+        !flagged(&oracle, Invariant::CodeHasCause, None),
+        "{:?}",
+        oracle.violations()
+    );
+}
+
 /// Goal: a loading session whose deadline is half the loading timeout after its round took
 /// the lock (the sweep would then time it out early by its own, consistent, deadline) is
 /// flagged; the configured timeout passes, and so does a deadline up to the clock skew early
