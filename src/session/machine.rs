@@ -584,6 +584,14 @@ fn in_queue(claim: Claim, event: Event, ctx: &mut Context) -> Step {
         Event::Notice(NoticeEvent::StartLoading { loading }) if !ctx.seen(loading) => {
             start_loading(claim, loading, ctx)
         }
+        // Requeued from a loading session this session never announced: it ended before its
+        // start_loading arrived (a slow reply held the creator's notice). The player is in
+        // the queue, as the session is; remembering the session makes its late start_loading
+        // a stale notice, ignored, instead of a trip through a dead loading session.
+        Event::Notice(NoticeEvent::Requeued { loading, .. }) if !ctx.seen(loading) => {
+            ctx.remember(loading);
+            Step::stay(State::InQueue { claim })
+        }
         // A removal from a loading session this session never announced (its start_loading
         // was lost), or a late notice of an old one: the entry says which.
         Event::Notice(NoticeEvent::Removed { loading, .. }) if !ctx.seen(loading) => {

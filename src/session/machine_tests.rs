@@ -1353,6 +1353,23 @@ fn burst_of_three_enqueues_with_effect_between_enqueues_once() {
     assert_eq!(run.state, in_queue(MODE));
 }
 
+/// Goal: a `StartLoading` notice that arrives after the notice that its loading session
+/// ended (the creator's reply was slow, so its notice came late: seed 4644 of the fleet
+/// campaign) is stale: the queued player is not sent through a dead loading session, and
+/// no repair is needed later. A fresh session's start still gets through.
+#[test]
+fn start_loading_after_its_session_ended_is_ignored() {
+    let mut run = Run::new(S::InQueue);
+    let (replies, effect) = run.feed(notice_requeued(FRESH));
+    assert!(replies.is_empty() && effect.is_none());
+    assert_eq!(run.state, in_queue(MODE));
+    let (replies, effect) = run.feed(notice_start(FRESH));
+    assert!(replies.is_empty() && effect.is_none(), "{replies:?}");
+    assert_eq!(run.state, in_queue(MODE));
+    run.feed(notice_start(CURRENT));
+    assert_eq!(run.state, in_loading(CURRENT, false));
+}
+
 /// Goal: a duplicate `StartLoading` notice - while loading, and late after the loading
 /// session was cancelled - never produces a second `start_loading`.
 #[test]
