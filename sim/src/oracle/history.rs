@@ -114,8 +114,13 @@ pub struct Path {
 /// The fault record of a subscriber drop, per instance, open until it subscribes again.
 pub const SUBSCRIBER_DROP: &str = "redis_subscriber_drop (until the instance subscribes again)";
 
+/// The fault record of a graceful shutdown of an instance: the world driver records it,
+/// the oracle recognises it (a shutdown ends every connection; invariant 5 judges its
+/// cleanup rather than excusing it).
+pub const SERVER_SHUTDOWN: &str = "server_shutdown";
+
 /// Fault names that end every connection of their instance.
-const CONNECTION_KILLERS: [&str; 2] = ["server_crash", "server_shutdown"];
+const CONNECTION_KILLERS: [&str; 2] = ["server_crash", SERVER_SHUTDOWN];
 
 impl Path {
     /// A path through `instances` only.

@@ -18,6 +18,7 @@ use match_server::matchmaker::entry::Place;
 use match_server::protocol::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
+use super::history::SERVER_SHUTDOWN;
 use super::{Bounds, Check, ClientEvent, Cx, Findings, Path, RedisView, Scope};
 
 /// Invariant 5, with the loading sessions already judged and the graceful ends to judge.
@@ -82,7 +83,7 @@ impl NoGhosts {
             let excused = cx
                 .history
                 .excuses(&end.path, end.since_ms, at_ms)
-                .any(|fault| !fault.what.starts_with(SHUTDOWN));
+                .any(|fault| !fault.what.starts_with(SERVER_SHUTDOWN));
             if !left_behind || excused {
                 continue;
             }
@@ -96,9 +97,6 @@ impl NoGhosts {
         }
     }
 }
-
-/// The fault record of a graceful shutdown.
-const SHUTDOWN: &str = "server_shutdown";
 
 /// The graceful end `event` stands for, if any: how, and whether the server ended it.
 fn graceful_how(event: &ClientEvent) -> Option<(&'static str, bool)> {
@@ -121,7 +119,7 @@ fn shutdown_of(cx: &Cx<'_>, server: &str, at_ms: u64) -> Option<u64> {
         .iter()
         .filter(|fault| {
             fault.from_ms <= at_ms
-                && fault.what.starts_with(SHUTDOWN)
+                && fault.what.starts_with(SERVER_SHUTDOWN)
                 && fault.scope == Scope::Instance(server.to_owned())
         })
         .map(|fault| fault.from_ms)

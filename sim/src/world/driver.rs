@@ -16,6 +16,7 @@ use super::events::{WorldEvent, schedule};
 use super::observe::RedisLog;
 use super::{EPOCH_SECS, Outcome, RedisTime, RunConfig, sim_settings};
 use crate::fake_redis::FakeRedis;
+use crate::oracle::history::SERVER_SHUTDOWN;
 use crate::oracle::{Invariant, Oracle, Scope};
 use crate::panics;
 use crate::probe::FactLog;
@@ -367,7 +368,7 @@ impl<'a> Driver<'a> {
                 self.fault_begins(now_ms, None, instance(server), "server_crash")
             }
             WorldEvent::Shutdown { server } => {
-                self.fault_begins(now_ms, None, instance(server), "server_shutdown")
+                self.fault_begins(now_ms, None, instance(server), SERVER_SHUTDOWN)
             }
             WorldEvent::Restart { server } => {
                 self.fault_ends(now_ms, &instance(server), "server_");

@@ -7,7 +7,7 @@
 use match_server::probe::LeaseChange;
 
 use super::*;
-use crate::oracle::history::RedisOp;
+use crate::oracle::history::{RedisOp, SERVER_SHUTDOWN};
 
 const LOADING: u128 = 50;
 /// The owner token `entry()` gives every entry.
@@ -156,7 +156,7 @@ fn graceful_end(end: End, fault: Option<(u64, &str)>, place: Place, owner: u128)
     }
     let event = match end {
         End::Shutdown => {
-            let what = "server_shutdown".to_owned();
+            let what = SERVER_SHUTDOWN.to_owned();
             oracle.history_mut().fault(1_000, Some(5_000), server, what);
             ClientEvent::Received(ServerMessage::error(ErrorCode::ShuttingDown))
         }
