@@ -361,6 +361,11 @@ fn loading_timeout_before_the_deadline_is_flagged() {
 /// A loading session of players 1 and 2 that server-0 created at 520 ms, in the round that
 /// took the mode's lock at 500 ms, with its deadline at `deadline_ms`.
 fn created_after_lock(deadline_ms: u64) -> Oracle {
+    created_after_lock_as(loading_state(&[1, 2], deadline_ms))
+}
+
+/// [`created_after_lock`], its creation witnessed with `state`.
+fn created_after_lock_as(state: LoadingState) -> Oracle {
     let mut oracle = oracle_with_players(&[1, 2]);
     let lock = Fact::LockAcquired {
         mode: MODE.into(),
@@ -372,7 +377,7 @@ fn created_after_lock(deadline_ms: u64) -> Oracle {
         mode: MODE.into(),
         players: vec![id(1), id(2)],
     };
-    let witness = Witness::Loading(Some(loading_state(&[1, 2], deadline_ms)));
+    let witness = Witness::Loading(Some(state));
     oracle.facts([
         fact(500, "server-0", lock, None),
         fact(520, "server-0", created, Some(witness)),
@@ -392,30 +397,11 @@ fn a_deadline_witnessed_after_the_group_loaded_is_not_the_created_one() {
     liveness(&mut oracle, 5_000, &RedisView::default());
     assert!(flagged(&oracle, Invariant::CodeHasCause, None));
 
-    let mut oracle = oracle_with_players(&[1, 2]);
-    let lock = Fact::LockAcquired {
-        mode: MODE.into(),
-        token: id(90),
-        valid_ms: 1_800,
-    };
-    let created = Fact::LoadingCreated {
-        loading: id(LOADING),
-        mode: MODE.into(),
-        players: vec![id(1), id(2)],
-    };
     let allocating = LoadingState {
         allocating: true,
         ..loading_state(&[1, 2], short_ms)
     };
-    oracle.facts([
-        fact(500, "server-0", lock, None),
-        fact(
-            520,
-            "server-0",
-            created,
-            Some(Witness::Loading(Some(allocating))),
-        ),
-    ]);
+    let mut oracle = created_after_lock_as(allocating);
     liveness(&mut oracle, 5_000, &RedisView::default());
     assert!(
         !flagged(&oracle, Invariant::CodeHasCause, None),
