@@ -280,16 +280,20 @@ fn loading_end(
     player: Uuid,
     out: &mut Findings<'_>,
 ) {
-    let (Some(model), Some(deadline_unix_ms)) = (cx.clients.get(player), record.deadline_unix_ms)
-    else {
+    let Some(model) = cx.clients.get(player) else {
         return;
     };
-    let created_deadline_ms = deadline_unix_ms.saturating_sub(EPOCH_SECS * 1_000);
-    // Once every player loaded, the deadline moves to cover the allocation.
+    let created_deadline_ms = record
+        .deadline_unix_ms
+        .map(|unix_ms| unix_ms.saturating_sub(EPOCH_SECS * 1_000));
+    // Once every player loaded, the deadline moves to cover the allocation (also when the
+    // creation was witnessed only after that, and its own deadline is unknown).
     let allocation_deadline_ms = record
         .all_ready
-        .map_or(0, |(at_ms, _)| at_ms + cx.bounds.allocating_deadline_ms);
-    let deadline_ms = created_deadline_ms.max(allocation_deadline_ms);
+        .map(|(at_ms, _)| at_ms + cx.bounds.allocating_deadline_ms);
+    let Some(deadline_ms) = created_deadline_ms.max(allocation_deadline_ms) else {
+        return;
+    };
     if !model.loads_at(loading, deadline_ms) {
         return;
     }
